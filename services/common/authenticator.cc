@@ -53,8 +53,8 @@ void RevocationSet::RemoveListener(uint64_t id) {
   listeners_.erase(id);
 }
 
-absl::StatusOr<Caller> Authenticator::Authenticate(
-    const grpc::ServerContextBase& context) const {
+absl::StatusOr<absl::string_view> BearerToken(
+    const grpc::ServerContextBase& context) {
   const auto& metadata = context.client_metadata();
   auto it = metadata.find("authorization");
   if (it == metadata.end()) {
@@ -68,8 +68,14 @@ absl::StatusOr<Caller> Authenticator::Authenticate(
     return absl::UnauthenticatedError(
         "authorization metadata must be `Bearer <token>`");
   }
-  return AuthenticateToken(
-      absl::StripAsciiWhitespace(value.substr(kScheme.size())));
+  return absl::StripAsciiWhitespace(value.substr(kScheme.size()));
+}
+
+absl::StatusOr<Caller> Authenticator::Authenticate(
+    const grpc::ServerContextBase& context) const {
+  absl::StatusOr<absl::string_view> token = BearerToken(context);
+  if (!token.ok()) return token.status();
+  return AuthenticateToken(*token);
 }
 
 absl::StatusOr<Caller> Authenticator::AuthenticateToken(

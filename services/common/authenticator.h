@@ -81,6 +81,12 @@ class Authenticator {
 absl::Status RequireRole(const Caller& caller,
                          std::initializer_list<auth::v1::Role> roles);
 
+// The token of the call's `authorization: Bearer <token>` metadata (a view
+// into the context's metadata); UNAUTHENTICATED when missing or malformed.
+// For services that forward a caller's own token to another service.
+absl::StatusOr<absl::string_view> BearerToken(
+    const grpc::ServerContextBase& context);
+
 // Adds `authorization: Bearer <token>` to an outgoing call.
 void AttachBearerToken(grpc::ClientContext* context, absl::string_view token);
 
