@@ -1,47 +1,19 @@
 #include "services/common/grpc_server.h"
 
-#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
-#include "absl/synchronization/notification.h"
-
 #include "gtest/gtest.h"
+#include "services/common/health_probe.h"
 
 namespace im {
 namespace {
 
-// The health service speaks grpc.health.v1; call it through the generic
-// stub with hand-encoded messages so no health proto is needed here.
-// HealthCheckRequest{service = name} and HealthCheckResponse{status}.
+// Health status as a number, or minus the call's error code.
 int CheckHealth(grpc::Channel* channel, const std::string& service) {
-  grpc::GenericStub stub(channel->shared_from_this());
-  std::string request;
-  if (!service.empty()) {
-    request.push_back(0x0A);
-    request.push_back(static_cast<char>(service.size()));
-    request += service;
-  }
-  grpc::Slice slice(request);
-  grpc::ByteBuffer in(&slice, 1);
-  grpc::ByteBuffer out;
-  grpc::ClientContext context;
-  grpc::Status status;
-  absl::Notification done;
-  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", {}, &in, &out,
-                 [&](grpc::Status s) {
-                   status = s;
-                   done.Notify();
-                 });
-  done.WaitForNotification();
-  if (!status.ok()) return -static_cast<int>(status.error_code());
-  std::vector<grpc::Slice> slices;
-  EXPECT_TRUE(out.Dump(&slices).ok());
-  std::string bytes;
-  for (const auto& s : slices) {
-    bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-  }
-  // Field 1 varint: 0x08 <status>; absent means UNKNOWN (0).
-  return bytes.size() == 2 && bytes[0] == 0x08 ? bytes[1] : 0;
+  absl::StatusOr<HealthStatus> status =
+      im::CheckHealth(channel->shared_from_this(), service, absl::Seconds(5));
+  if (!status.ok()) return -static_cast<int>(status.status().code());
+  return static_cast<int>(*status);
 }
 
 TEST(GrpcServerTest, ServesHealthAndDrains) {

@@ -1,6 +1,13 @@
 #include "services/common/server_flags.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, listen, "",
@@ -32,6 +39,21 @@ ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(5),
           "cancelled");
 
 namespace im {
+namespace {
+
+// "scheme://user:secret@host" -> "scheme://user:***@host".
+std::string MaskUrlPassword(std::string value) {
+  const size_t scheme_end = value.find("://");
+  if (scheme_end == std::string::npos) return value;
+  const size_t at = value.find('@', scheme_end + 3);
+  const size_t colon = value.find(':', scheme_end + 3);
+  if (at == std::string::npos || colon == std::string::npos || colon > at) {
+    return value;
+  }
+  return value.replace(colon + 1, at - colon - 1, "***");
+}
+
+}  // namespace
 
 ServerOptions ServerOptionsFromFlags(const std::string& name,
                                      const std::string& default_listen) {
@@ -43,6 +65,25 @@ ServerOptions ServerOptionsFromFlags(const std::string& name,
   options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls.ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   return options;
+}
+
+ServiceHostOptions ServiceHostOptionsFromFlags(
+    const std::string& name, const std::string& default_listen) {
+  ServiceHostOptions options;
+  options.server = ServerOptionsFromFlags(name, default_listen);
+  options.drain_grace = absl::GetFlag(FLAGS_drain_grace);
+  options.startup_config = FlagSummary();
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<TokenCodec>> TokenCodecFromFlags() {
+  const std::string path = absl::GetFlag(FLAGS_token_key_file);
+  if (path.empty()) {
+    return absl::InvalidArgumentError(
+        "--token_key_file is required (the access-token keys shared by all "
+        "services)");
+  }
+  return TokenCodec::FromKeyFile(path);
 }
 
 TlsOptions PeerTlsOptionsFromFlags() {
@@ -57,6 +98,17 @@ TlsOptions PeerTlsOptionsFromFlags() {
 void ConfigureLoggingFromFlags() {
   spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ [%t] %v");
+}
+
+std::string FlagSummary() {
+  std::vector<std::string> entries;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (absl::StrContains(flag->Filename(), "absl/")) continue;
+    entries.push_back(
+        absl::StrCat("--", name, "=", MaskUrlPassword(flag->CurrentValue())));
+  }
+  std::sort(entries.begin(), entries.end());
+  return absl::StrJoin(entries, " ");
 }
 
 }  // namespace im

@@ -1,11 +1,15 @@
 #ifndef IM_SERVICES_COMMON_SERVER_FLAGS_H_
 #define IM_SERVICES_COMMON_SERVER_FLAGS_H_
 
+#include <memory>
 #include <string>
 
 #include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "services/common/access_token.h"
 #include "services/common/grpc_server.h"
+#include "services/common/service_host.h"
 
 // Flags every service binary shares. Only main.cc files link this target;
 // libraries take Options structs.
@@ -30,11 +34,26 @@ namespace im {
 ServerOptions ServerOptionsFromFlags(const std::string& name,
                                      const std::string& default_listen);
 
+// Everything RunService needs from the shared flags: ServerOptionsFromFlags,
+// --drain_grace, and FlagSummary() as the start-up config.
+ServiceHostOptions ServiceHostOptionsFromFlags(
+    const std::string& name, const std::string& default_listen);
+
+// The access-token keys from --token_key_file (required).
+// INVALID_ARGUMENT when the flag is empty; TokenCodec::FromKeyFile's errors
+// otherwise.
+absl::StatusOr<std::unique_ptr<TokenCodec>> TokenCodecFromFlags();
+
 // TLS settings for calls to other services (--peer_tls_*).
 TlsOptions PeerTlsOptionsFromFlags();
 
 // Sets spdlog's level and pattern from --log_level.
 void ConfigureLoggingFromFlags();
+
+// "--name=value ..." for every project flag of this binary (Abseil's own
+// flags left out), sorted, with passwords in URLs (--mysql_dsn) masked.
+// For the start-up log line.
+std::string FlagSummary();
 
 }  // namespace im
 
