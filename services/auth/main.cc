@@ -7,7 +7,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "services/auth/auth_service.h"
+#include "im/auth/v1/auth.grpc.pb.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_host.h"
 
@@ -20,7 +20,8 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildAuthService() {
   absl::StatusOr<std::unique_ptr<TokenCodec>> tokens = TokenCodecFromFlags();
   if (!tokens.ok()) return tokens.status();
   bundle->Own(*std::move(tokens));
-  bundle->Serve(bundle->Own(std::make_unique<AuthServiceImpl>()));
+  // Wired to AuthServiceImpl once the MySQL stores land.
+  bundle->Serve(bundle->Own(std::make_unique<auth::v1::AuthService::Service>()));
   return bundle;
 }
 
