@@ -7,6 +7,7 @@
 #include "services/auth/secret_token.h"
 #include "services/auth/username.h"
 #include "services/common/authenticator.h"
+#include "services/common/proto_time.h"
 #include "services/common/text.h"
 #include "spdlog/spdlog.h"
 
@@ -23,13 +24,6 @@ constexpr size_t kMaxLookups = 500;
 constexpr absl::string_view kRefreshFailed =
     "refresh token is invalid, expired or revoked";
 constexpr absl::string_view kApiKeyFailed = "invalid or revoked API key";
-
-void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t seconds = absl::ToUnixSeconds(t);
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(
-      (t - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
-}
 
 absl::Status ValidatePassword(absl::string_view password) {
   if (password.size() < kMinPasswordBytes ||
@@ -61,9 +55,9 @@ void FillServiceAccount(const storage::ServiceAccountRecord& record,
   out->set_description(record.description);
   out->set_key_prefix(record.key_prefix);
   out->set_created_by(record.created_by);
-  SetTime(record.created_at, out->mutable_created_at());
+  SetProtoTime(record.created_at, out->mutable_created_at());
   if (record.revoked_at.has_value()) {
-    SetTime(*record.revoked_at, out->mutable_revoked_at());
+    SetProtoTime(*record.revoked_at, out->mutable_revoked_at());
   }
 }
 
@@ -117,7 +111,7 @@ void Accounts::FillUser(const storage::UserRecord& record,
   user->set_username(record.username);
   user->set_display_name(record.display_name);
   user->set_role(RoleOf(record));
-  SetTime(record.created_at, user->mutable_created_at());
+  SetProtoTime(record.created_at, user->mutable_created_at());
 }
 
 void Accounts::FillTokens(uint64_t user_id, uint64_t session_id,
@@ -131,12 +125,8 @@ void Accounts::FillTokens(uint64_t user_id, uint64_t session_id,
   tokens->set_user_id(user_id);
   tokens->set_session_id(session_id);
   tokens->set_access_token(codec_->Mint(caller, now));
-  SetTime(caller.expires_at, tokens->mutable_access_expires_at());
+  SetProtoTime(caller.expires_at, tokens->mutable_access_expires_at());
   tokens->set_role(role);
-}
-
-void Accounts::Publish(std::vector<storage::RevokedSessionRecord> revoked) {
-  revocations_->Publish(revoked);
 }
 
 absl::StatusOr<v1::RegisterResponse> Accounts::Register(
@@ -226,7 +216,7 @@ absl::StatusOr<v1::LoginResponse> Accounts::Login(
   v1::TokenPair* tokens = response.mutable_tokens();
   FillTokens(user->id, created->id, *role, now, tokens);
   tokens->set_refresh_token(std::move(refresh.secret));
-  SetTime(session.expires_at, tokens->mutable_refresh_expires_at());
+  SetProtoTime(session.expires_at, tokens->mutable_refresh_expires_at());
   return response;
 }
 
@@ -254,7 +244,7 @@ absl::StatusOr<v1::RefreshResponse> Accounts::Refresh(
       const storage::SessionRecord& session = rotated->session;
       spdlog::warn("refresh token reuse on session {} of user {}: revoked",
                    session.id, session.user_id);
-      Publish({storage::RevokedSessionRecord{
+      revocations_->Publish({storage::RevokedSessionRecord{
           session.id, session.user_id, session.revoked_at.value_or(now)}});
       return absl::UnauthenticatedError(
           "refresh token was already used; the session has been revoked");
@@ -277,7 +267,7 @@ absl::StatusOr<v1::RefreshResponse> Accounts::Refresh(
   v1::TokenPair* tokens = response.mutable_tokens();
   FillTokens(user->id, session.id, *role, now, tokens);
   tokens->set_refresh_token(std::move(fresh.secret));
-  SetTime(expires_at, tokens->mutable_refresh_expires_at());
+  SetProtoTime(expires_at, tokens->mutable_refresh_expires_at());
   return response;
 }
 
@@ -320,7 +310,7 @@ absl::StatusOr<v1::ExchangeApiKeyResponse> Accounts::ExchangeApiKey(
         sessions_->RevokeSession(account->user_id, created->id,
                                  storage::RevokeReason::kServiceAccountRevoked,
                                  now);
-    if (revoked.ok()) Publish({*revoked});
+    if (revoked.ok()) revocations_->Publish({*revoked});
     if (!again.ok() && !absl::IsNotFound(again.status())) {
       return again.status();
     }
@@ -340,7 +330,7 @@ absl::StatusOr<v1::LogoutResponse> Accounts::Logout(const Caller& caller) {
       sessions_->RevokeSession(caller.user_id, caller.session_id,
                                storage::RevokeReason::kLogout, clock_());
   if (!revoked.ok()) return revoked.status();
-  Publish({*revoked});
+  revocations_->Publish({*revoked});
   return v1::LogoutResponse();
 }
 
@@ -354,7 +344,7 @@ absl::StatusOr<v1::LogoutAllResponse> Accounts::LogoutAll(
   if (!revoked.ok()) return revoked.status();
   v1::LogoutAllResponse response;
   response.set_revoked_sessions(static_cast<uint32_t>(revoked->size()));
-  Publish(*std::move(revoked));
+  revocations_->Publish(*revoked);
   return response;
 }
 
@@ -373,8 +363,8 @@ absl::StatusOr<v1::ListSessionsResponse> Accounts::ListSessions(
     session->set_device_kind(v1::DeviceKind_IsValid(record.device_kind)
                                  ? static_cast<v1::DeviceKind>(record.device_kind)
                                  : v1::DEVICE_KIND_UNSPECIFIED);
-    SetTime(record.created_at, session->mutable_created_at());
-    SetTime(record.last_used_at, session->mutable_last_used_at());
+    SetProtoTime(record.created_at, session->mutable_created_at());
+    SetProtoTime(record.last_used_at, session->mutable_last_used_at());
     session->set_current(record.id == caller.session_id);
   }
   return response;
@@ -452,7 +442,7 @@ absl::StatusOr<v1::ValidateResponse> Accounts::Validate(
   response.set_user_id(subject->user_id);
   response.set_session_id(subject->session_id);
   response.set_role(subject->role);
-  SetTime(subject->expires_at, response.mutable_expires_at());
+  SetProtoTime(subject->expires_at, response.mutable_expires_at());
   return response;
 }
 
@@ -520,7 +510,7 @@ absl::StatusOr<v1::RevokeServiceAccountResponse> Accounts::RevokeServiceAccount(
   if (!revoked.ok()) return revoked.status();
   spdlog::info("admin {} revoked service account {} ({} sessions)",
                caller.user_id, account->user_id, revoked->size());
-  Publish(*std::move(revoked));
+  revocations_->Publish(*revoked);
   v1::RevokeServiceAccountResponse response;
   FillServiceAccount(*account, response.mutable_account());
   return response;

@@ -86,7 +86,6 @@ class Accounts {
   // Mints the access token and fills `tokens` (not the refresh token).
   void FillTokens(uint64_t user_id, uint64_t session_id, v1::Role role,
                   absl::Time now, v1::TokenPair* tokens) const;
-  void Publish(std::vector<storage::RevokedSessionRecord> revoked);
 
   const Options options_;
   const absl::flat_hash_set<std::string> admin_usernames_;

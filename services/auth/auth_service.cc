@@ -7,6 +7,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/retry_after.h"
+#include "services/common/proto_time.h"
 #include "services/common/status.h"
 #include "spdlog/spdlog.h"
 
@@ -16,20 +17,13 @@ namespace {
 // Revoked sessions per RevocationBatch after the snapshot.
 constexpr size_t kMaxSessionsPerBatch = 1000;
 
-void SetTime(absl::Time t, google::protobuf::Timestamp* out) {
-  const int64_t seconds = absl::ToUnixSeconds(t);
-  out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(
-      (t - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
-}
-
 void AddSessions(const std::vector<storage::RevokedSessionRecord>& records,
                  size_t begin, size_t end, v1::RevocationBatch* batch) {
   for (size_t i = begin; i < end; ++i) {
     v1::RevokedSession* session = batch->add_sessions();
     session->set_session_id(records[i].session_id);
     session->set_user_id(records[i].user_id);
-    SetTime(records[i].revoked_at, session->mutable_revoked_at());
+    SetProtoTime(records[i].revoked_at, session->mutable_revoked_at());
   }
 }
 

@@ -4,17 +4,10 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "services/common/proto_time.h"
 #include "spdlog/spdlog.h"
 
 namespace im {
-namespace {
-
-absl::Time FromProto(const google::protobuf::Timestamp& t) {
-  return absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos());
-}
-
-}  // namespace
-
 RevocationWatcher::RevocationWatcher(
     const Options& options, std::shared_ptr<grpc::Channel> auth_channel,
     RevocationSet* revocations, InternalTokenSource* tokens)
@@ -82,7 +75,7 @@ bool RevocationWatcher::SleepUnlessStopped(absl::Duration d) {
 void RevocationWatcher::Apply(const auth::v1::RevocationBatch& batch) {
   const absl::Time horizon = absl::Now() - options_.retention;
   for (const auth::v1::RevokedSession& session : batch.sessions()) {
-    const absl::Time revoked_at = FromProto(session.revoked_at());
+    const absl::Time revoked_at = FromProtoTime(session.revoked_at());
     if (revoked_at < horizon) continue;
     revocations_->Add(session.session_id(), session.user_id(), revoked_at);
   }
