@@ -16,7 +16,8 @@
 # live anywhere root can write.
 set -euo pipefail
 
-readonly PROG="$(basename "$0")"
+PROG="$(basename "$0")"
+readonly PROG
 
 die() {
   echo "$PROG: $*" >&2

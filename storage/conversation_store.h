@@ -26,6 +26,15 @@
 // joined_seq <= seq <= left_seq (left_seq unset = no upper bound). A user
 // who is not a member, or a conversation that does not exist, gives
 // NOT_FOUND with the same message ("conversation not found").
+//
+// client_msg_id: 1-64 bytes of [A-Za-z0-9._:-] (IsValidClientMsgId in
+// storage/column_limits.h). Member changes accept an empty one and then
+// store a server-chosen id that no client id can equal.
+//
+// Read markers: an entry's sender has read it (every write advances the
+// sender's marker to the entry when the sender is still an active member),
+// and a member who joins at seq s starts with a marker of at least s - 1, so
+// unread = last_seq - read_seq counts only entries the member can see.
 
 namespace im::storage {
 
@@ -69,8 +78,11 @@ struct AppendRequest {
 
 // The fate of one AppendRequest.
 struct AppendOutcome {
-  // OK, or NOT_FOUND when the conversation does not exist or the sender is
-  // not an active member. Other requests of the batch are unaffected.
+  // OK, NOT_FOUND when the conversation does not exist or the sender is
+  // not an active member, INVALID_ARGUMENT for a malformed client_msg_id or
+  // a message the schema cannot hold (text not valid UTF-8 or over 16 MiB,
+  // content_type over 64 bytes or not printable ASCII). Other requests of
+  // the batch are unaffected.
   absl::Status status;
   // The stored entry; for a duplicate, the one stored first.
   Entry entry;
@@ -89,6 +101,10 @@ struct MemberChange {
   std::vector<uint64_t> members_after;
   // Users the change was about (added, removed, left, re-roled).
   std::vector<uint64_t> affected;
+  // The actor had already used client_msg_id in this conversation: nothing
+  // changed, `entry` is the entry stored first under that id and
+  // `conversation`/`members_after` are the current state.
+  bool duplicate = false;
 };
 
 struct DirectResult {
@@ -112,8 +128,10 @@ class ConversationLog {
 
   // Creates a group owned by `creator` with `members` (creator added if
   // missing; duplicates ignored). Seq 1 is a KIND_CREATED entry whose
-  // user_ids are all members. NOT_FOUND if a member id is unknown;
-  // FAILED_PRECONDITION ("group too large") above max_members.
+  // user_ids are all members. NOT_FOUND if the creator or a member id is
+  // unknown; FAILED_PRECONDITION ("group too large") above max_members
+  // (0 = no limit); INVALID_ARGUMENT for a title over 255 characters or not
+  // valid UTF-8.
   virtual absl::StatusOr<MemberChange> CreateGroup(
       uint64_t creator, const std::string& title,
       absl::Span<const uint64_t> members, uint32_t max_members,
@@ -121,7 +139,8 @@ class ConversationLog {
 
   // The direct conversation of a and b (a != b), created with a
   // KIND_CREATED entry at seq 1 when missing. Concurrent calls for the same
-  // pair agree on one conversation. NOT_FOUND if either user is unknown.
+  // pair agree on one conversation. NOT_FOUND if either user is unknown;
+  // INVALID_ARGUMENT when a == b.
   virtual absl::StatusOr<DirectResult> GetOrCreateDirect(
       uint64_t a, uint64_t b, const std::string& client_msg_id,
       absl::Time now) = 0;
@@ -132,7 +151,14 @@ class ConversationLog {
   // unknown user id). PERMISSION_DENIED: the actor's role does not allow it
   // (add/remove: owner or admin; admins cannot remove owner or admins;
   // SetRole: owner only). FAILED_PRECONDITION: direct conversation, group
-  // full, removing oneself (use Leave), changing the owner's role.
+  // full (max_members, 0 = no limit), removing oneself (use Leave), changing
+  // the owner's role. INVALID_ARGUMENT: SetRole to anything but ADMIN or
+  // MEMBER. Checked in this order: the arguments alone (client_msg_id,
+  // role, removing oneself), the conversation and the actor, direct, a
+  // client_msg_id the actor already used (then the call is a duplicate, see
+  // MemberChange), the actor's rights, then the target(s). Added members get
+  // role MEMBER; a former member added again rejoins at the new entry's
+  // seq. SetRole to the current role changes nothing.
   virtual absl::StatusOr<MemberChange> AddMembers(
       uint64_t conversation_id, uint64_t actor,
       absl::Span<const uint64_t> users, uint32_t max_members,
@@ -141,8 +167,9 @@ class ConversationLog {
       uint64_t conversation_id, uint64_t actor, uint64_t user,
       const std::string& client_msg_id, absl::Time now) = 0;
   // An owner leaving hands ownership to the earliest-joined admin, else the
-  // earliest-joined member (a KIND_ROLE_CHANGED entry is not written; the
-  // new owner shows in ListMembers).
+  // earliest-joined member (lowest joined_seq, then lowest user id; a
+  // KIND_ROLE_CHANGED entry is not written; the new owner shows in
+  // ListMembers). The last member leaving leaves an empty group.
   virtual absl::StatusOr<MemberChange> Leave(
       uint64_t conversation_id, uint64_t user,
       const std::string& client_msg_id, absl::Time now) = 0;
@@ -172,7 +199,9 @@ struct ConversationListRow {
   std::optional<Entry> last_entry;
 };
 
-// Reads of conversations, memberships and entries. Thread-safe.
+// Reads of conversations, memberships and entries. Thread-safe. Entry reads
+// apply no visibility rule (callers bound them by the member's joined_seq
+// and left_seq) and return nothing for an unknown conversation.
 class ConversationReader {
  public:
   virtual ~ConversationReader() = default;
@@ -184,6 +213,7 @@ class ConversationReader {
   virtual absl::StatusOr<MemberRecord> GetMember(uint64_t conversation_id,
                                                  uint64_t user_id) = 0;
   // Active members with user_id > after_user_id, ascending, at most limit.
+  // NOT_FOUND for an unknown conversation (this and ListActiveMemberIds).
   virtual absl::StatusOr<std::vector<MemberRecord>> ListMembers(
       uint64_t conversation_id, uint64_t after_user_id, uint32_t limit) = 0;
   // All active member ids, ascending (delivery fan-out).
@@ -218,8 +248,8 @@ class ConversationReader {
       uint64_t conversation_id, absl::Span<const uint64_t> seqs) = 0;
 
   // The subset of `candidates` that share at least one conversation with
-  // `viewer` where both are active members (viewer itself included if
-  // listed).
+  // `viewer` where both are active members, ascending and without
+  // repeats; `viewer` itself is included whenever it is a candidate.
   virtual absl::StatusOr<std::vector<uint64_t>> UsersSharingConversation(
       uint64_t viewer, absl::Span<const uint64_t> candidates) = 0;
 };

@@ -68,6 +68,9 @@ class SessionStore {
  public:
   virtual ~SessionStore() = default;
 
+  // NOT_FOUND for an unknown user; INVALID_ARGUMENT for a device_name over
+  // 128 characters or a refresh_token_hash that is neither empty nor 32
+  // bytes; ALREADY_EXISTS if the refresh token hash is already stored.
   virtual absl::StatusOr<SessionRecord> CreateSession(
       const NewSession& session) = 0;
   virtual absl::StatusOr<SessionRecord> GetSession(uint64_t session_id) = 0;
@@ -75,7 +78,10 @@ class SessionStore {
   // and its session live, marks it spent, stores new_hash with
   // new_expires_at, extends the session to new_expires_at and sets
   // last_used_at = now. A spent token revokes the session
-  // (kReuseRevoked, reason kRefreshReuse).
+  // (kReuseRevoked, reason kRefreshReuse). Checked in this order: unknown
+  // token, revoked session, spent token, expired token or session (token
+  // or session expires_at <= now). ALREADY_EXISTS (nothing changed) if
+  // new_hash is already stored; INVALID_ARGUMENT unless new_hash is 32 bytes.
   virtual absl::StatusOr<RotateResult> RotateRefreshToken(
       const std::string& old_hash, const std::string& new_hash,
       absl::Time new_expires_at, absl::Time now) = 0;
@@ -84,14 +90,16 @@ class SessionStore {
   virtual absl::StatusOr<RevokedSessionRecord> RevokeSession(
       uint64_t user_id, uint64_t session_id, RevokeReason reason,
       absl::Time now) = 0;
-  // Revokes every live session of the user; returns those it revoked.
+  // Revokes every live (unrevoked, unexpired at `now`) session of the user;
+  // returns those it revoked, ascending by id.
   virtual absl::StatusOr<std::vector<RevokedSessionRecord>> RevokeAllSessions(
       uint64_t user_id, RevokeReason reason, absl::Time now) = 0;
-  // Live (unrevoked, unexpired at `now`) sessions, newest first.
+  // Live (unrevoked, unexpired at `now`) sessions, newest first (by
+  // created_at, then id).
   virtual absl::StatusOr<std::vector<SessionRecord>> ListLiveSessions(
       uint64_t user_id, absl::Time now) = 0;
-  // Sessions revoked at or after `since`, oldest first (revocation snapshot
-  // for WatchRevocations).
+  // Sessions revoked at or after `since`, oldest first (by revoked_at, then
+  // id; revocation snapshot for WatchRevocations).
   virtual absl::StatusOr<std::vector<RevokedSessionRecord>> ListRevokedSince(
       absl::Time since) = 0;
 };

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -59,7 +60,12 @@ struct NewServiceAccount {
 
 // Accounts: people and service accounts, last-seen times and status text.
 // Thread-safe. Errors: ALREADY_EXISTS for a taken username_norm,
-// NOT_FOUND for unknown ids, UNAVAILABLE when the database is unreachable.
+// NOT_FOUND for unknown ids, UNAVAILABLE when the database is unreachable,
+// INVALID_ARGUMENT for values the schema cannot hold (username and
+// username_norm 1-64 characters, username_norm ASCII without upper case,
+// display_name up to 128 characters, status_text up to 255, password_hash
+// up to 255, hashes exactly 32 bytes, service description up to 512,
+// key_prefix up to 32; text valid UTF-8).
 class UserStore {
  public:
   virtual ~UserStore() = default;
@@ -68,7 +74,7 @@ class UserStore {
   virtual absl::StatusOr<UserRecord> GetUserByUsername(
       const std::string& username_norm) = 0;
   virtual absl::StatusOr<UserRecord> GetUser(uint64_t user_id) = 0;
-  // Unknown ids and names are left out of the result.
+  // Unknown ids and names are left out of the result; ascending by id.
   virtual absl::StatusOr<std::vector<UserRecord>> GetUsers(
       absl::Span<const uint64_t> user_ids) = 0;
   virtual absl::StatusOr<std::vector<UserRecord>> GetUsersByUsername(
@@ -84,8 +90,10 @@ class UserStore {
 
   // Creates the users row (kind service) and the service_accounts row in
   // one transaction.
+  // ALREADY_EXISTS if name_norm or api_key_hash is taken.
   virtual absl::StatusOr<ServiceAccountRecord> CreateServiceAccount(
       const NewServiceAccount& account) = 0;
+  // Ascending by user id.
   virtual absl::StatusOr<std::vector<ServiceAccountRecord>>
   ListServiceAccounts() = 0;
   // NOT_FOUND unless the key hash belongs to a service account; a revoked

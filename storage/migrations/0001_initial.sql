@@ -125,7 +125,7 @@ CREATE TABLE messages (
   -- Serialized protobuf of the rest of the body: im.message.v1.Message
   -- holding only `metadata` for messages, im.message.v1.MemberEvent for
   -- member events. NULL when empty.
-  extra BLOB NULL,
+  extra MEDIUMBLOB NULL,
   sent_at_us BIGINT NOT NULL,
   PRIMARY KEY (conversation_id, seq),
   UNIQUE KEY uk_messages_dedup (conversation_id, sender_id, client_msg_id)
