@@ -179,13 +179,8 @@ class GrpcServerMetricsTest : public ::testing::Test {
 
   void StartServer(grpc::Service* service) {
     ServerOptions options;
-    options.configure = [this](grpc::ServerBuilder& builder) {
-      std::vector<std::unique_ptr<
-          grpc::experimental::ServerInterceptorFactoryInterface>>
-          factories;
-      factories.push_back(metrics_.NewInterceptorFactory());
-      builder.experimental().SetInterceptorCreators(std::move(factories));
-    };
+    options.interceptors.push_back(
+        [this] { return metrics_.NewInterceptorFactory(); });
     auto server = GrpcServer::Start(options, {service});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
@@ -199,6 +194,37 @@ class GrpcServerMetricsTest : public ::testing::Test {
   void StopServer() {
     server_->Shutdown(absl::ZeroDuration());
     server_->Wait();
+  }
+
+  // Opens Converse and completes one echo, so the call is live on the
+  // server.
+  std::unique_ptr<grpc::ClientReaderWriter<EchoRequest, EchoResponse>>
+  OpenConverse(grpc::ClientContext* context) {
+    auto stream = stub_->Converse(context);
+    EchoRequest request;
+    request.set_text("one");
+    EchoResponse response;
+    EXPECT_TRUE(stream->Write(request));
+    EXPECT_TRUE(stream->Read(&response));
+    return stream;
+  }
+
+  // A unary call of `method` with an empty request, through the generic stub.
+  grpc::Status CallGeneric(const std::string& method) {
+    grpc::GenericStub generic(channel_);
+    grpc::ClientContext context;
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    absl::Notification done;
+    grpc::Status status;
+    generic.UnaryCall(&context, method, {}, &request, &response,
+                      [&](grpc::Status s) {
+                        status = s;
+                        done.Notify();
+                      });
+    done.WaitForNotification();
+    return status;
   }
 
   double Value(absl::string_view name, const prometheus::Labels& labels) {
@@ -293,12 +319,9 @@ TEST_F(GrpcServerMetricsTest, ServerStreamCountsEachMessageAndFinalCode) {
 TEST_F(GrpcServerMetricsTest, BidiStreamCountedAtStartAndAtFinish) {
   const prometheus::Labels labels = MethodLabels("bidi_stream", "Converse");
   grpc::ClientContext context;
-  auto stream = stub_->Converse(&context);
+  auto stream = OpenConverse(&context);
   EchoRequest request;
-  request.set_text("one");
-  ASSERT_TRUE(stream->Write(request));
   EchoResponse response;
-  ASSERT_TRUE(stream->Read(&response));
 
   // Open stream: started and its traffic are visible, handled is not.
   EXPECT_EQ(Value("grpc_server_started_total", labels), 1);
@@ -326,12 +349,7 @@ TEST_F(GrpcServerMetricsTest, BidiStreamCountedAtStartAndAtFinish) {
 TEST_F(GrpcServerMetricsTest, CancelledStreamIsHandledOnce) {
   const prometheus::Labels labels = MethodLabels("bidi_stream", "Converse");
   grpc::ClientContext context;
-  auto stream = stub_->Converse(&context);
-  EchoRequest request;
-  request.set_text("one");
-  ASSERT_TRUE(stream->Write(request));
-  EchoResponse response;
-  ASSERT_TRUE(stream->Read(&response));
+  auto stream = OpenConverse(&context);
   context.TryCancel();
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
   StopServer();
@@ -350,11 +368,8 @@ TEST_F(GrpcServerMetricsTest, ExpiredDeadlineIsRecordedAsSuch) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        std::chrono::milliseconds(300));
-  auto stream = stub_->Converse(&context);
-  EchoRequest request;
-  ASSERT_TRUE(stream->Write(request));
+  auto stream = OpenConverse(&context);
   EchoResponse response;
-  ASSERT_TRUE(stream->Read(&response));
   // The server waits for the next request until the deadline ends the call.
   EXPECT_FALSE(stream->Read(&response));
   EXPECT_EQ(stream->Finish().error_code(),
@@ -370,22 +385,11 @@ TEST_F(GrpcServerMetricsTest, ExpiredDeadlineIsRecordedAsSuch) {
 }
 
 TEST_F(GrpcServerMetricsTest, UnknownMethodsShareOneBoundedLabel) {
-  grpc::GenericStub generic(channel_);
   for (const char* method : {"/im.testing.v1.EchoService/NoSuchMethod",
                              "/probe.Service/x1", "/probe.Service/x2"}) {
-    grpc::ClientContext context;
-    grpc::Slice empty("");
-    grpc::ByteBuffer request(&empty, 1);
-    grpc::ByteBuffer response;
-    absl::Notification done;
-    grpc::Status status;
-    generic.UnaryCall(&context, method, {}, &request, &response,
-                      [&](grpc::Status s) {
-                        status = s;
-                        done.Notify();
-                      });
-    done.WaitForNotification();
-    EXPECT_EQ(status.error_code(), grpc::StatusCode::UNIMPLEMENTED) << method;
+    EXPECT_EQ(CallGeneric(method).error_code(),
+              grpc::StatusCode::UNIMPLEMENTED)
+        << method;
   }
   StopServer();
 
@@ -407,19 +411,7 @@ TEST_F(GrpcServerMetricsTest, UnknownMethodsShareOneBoundedLabel) {
 }
 
 TEST_F(GrpcServerMetricsTest, HealthChecksAreLabelledByTheirMethod) {
-  grpc::GenericStub generic(channel_);
-  grpc::ClientContext context;
-  grpc::Slice empty("");
-  grpc::ByteBuffer request(&empty, 1);
-  grpc::ByteBuffer response;
-  absl::Notification done;
-  grpc::Status status;
-  generic.UnaryCall(&context, "/grpc.health.v1.Health/Check", {}, &request,
-                    &response, [&](grpc::Status s) {
-                      status = s;
-                      done.Notify();
-                    });
-  done.WaitForNotification();
+  const grpc::Status status = CallGeneric("/grpc.health.v1.Health/Check");
   ASSERT_TRUE(status.ok()) << status.error_message();
   StopServer();
 
@@ -505,11 +497,7 @@ TEST_F(SyncGrpcServerMetricsTest, StreamCountedAtStartAndAtFinish) {
 TEST_F(SyncGrpcServerMetricsTest, CancelledStreamIsHandledOnce) {
   const prometheus::Labels labels = MethodLabels("bidi_stream", "Converse");
   grpc::ClientContext context;
-  auto stream = stub_->Converse(&context);
-  EchoRequest request;
-  ASSERT_TRUE(stream->Write(request));
-  EchoResponse response;
-  ASSERT_TRUE(stream->Read(&response));
+  auto stream = OpenConverse(&context);
   context.TryCancel();
   EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
   StopServer();

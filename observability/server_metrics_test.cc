@@ -1,42 +1,15 @@
 #include "observability/server_metrics.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "observability/metric_reader.h"
+#include "observability/scrape_client.h"
 #include "prometheus/counter.h"
 
 namespace im::observability {
 namespace {
-
-// GET http://127.0.0.1:<port><path>; the whole response, headers included.
-std::string HttpGet(int port, const std::string& path) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(port));
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) !=
-      0) {
-    close(fd);
-    return "";
-  }
-  const std::string request =
-      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
-  send(fd, request.data(), request.size(), 0);
-  std::string response;
-  char buffer[4096];
-  ssize_t n;
-  while ((n = recv(fd, buffer, sizeof(buffer), 0)) > 0) response.append(buffer, n);
-  close(fd);
-  return response;
-}
 
 TEST(ServerMetricsTest, ServesRegistryAndProcessMetrics) {
   auto metrics = ServerMetrics::Create({"127.0.0.1:0"});
@@ -51,8 +24,9 @@ TEST(ServerMetricsTest, ServesRegistryAndProcessMetrics) {
       .Add({{"kind", "a"}})
       .Increment(3);
 
-  const std::string response = HttpGet((*metrics)->port(), "/metrics");
-  EXPECT_NE(response.find("200 OK"), std::string::npos) << response;
+  absl::StatusOr<std::string> scraped_body = Scrape((*metrics)->address());
+  ASSERT_TRUE(scraped_body.ok()) << scraped_body.status();
+  const std::string& response = *scraped_body;
   EXPECT_NE(response.find("im_test_events_total{kind=\"a\"} 3"),
             std::string::npos)
       << response;
@@ -95,6 +69,13 @@ TEST(ServerMetricsTest, PortInUseIsUnavailable) {
   auto second =
       ServerMetrics::Create({absl::StrCat("127.0.0.1:", (*first)->port())});
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(ServerMetricsTest, UnknownPathIsNotServed) {
+  auto metrics = ServerMetrics::Create({"127.0.0.1:0"});
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  EXPECT_EQ(Scrape((*metrics)->address(), "/nothing").status().code(),
+            absl::StatusCode::kInternal);
 }
 
 }  // namespace

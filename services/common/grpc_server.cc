@@ -115,6 +115,15 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              Millis(options.min_client_ping_interval));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
+  if (!options.interceptors.empty()) {
+    std::vector<
+        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+        factories;
+    for (const auto& make_factory : options.interceptors) {
+      factories.push_back(make_factory());
+    }
+    builder.experimental().SetInterceptorCreators(std::move(factories));
+  }
   if (options.configure) options.configure(builder);
 
   result->server_ = builder.BuildAndStart();

@@ -2,6 +2,7 @@
 #define IM_SERVICES_COMMON_GRPC_SERVER_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include <functional>
 #include <memory>
@@ -44,7 +45,12 @@ struct ServerOptions {
   absl::Duration keepalive_timeout = absl::Seconds(10);
   // Clients pinging more often than this get GOAWAY (keepalive enforcement).
   absl::Duration min_client_ping_interval = absl::Seconds(10);
-  // Extra builder set-up (interceptors, resource quota, ...), run last.
+  // Server interceptors, outermost first: each function makes one factory
+  // for the builder to own (the service host adds the metrics interceptor).
+  std::vector<std::function<std::unique_ptr<
+      grpc::experimental::ServerInterceptorFactoryInterface>()>>
+      interceptors;
+  // Extra builder set-up (resource quota, ...), run last.
   std::function<void(grpc::ServerBuilder&)> configure;
 };
 

@@ -72,6 +72,7 @@ ServiceHostOptions ServiceHostOptionsFromFlags(
   ServiceHostOptions options;
   options.server = ServerOptionsFromFlags(name, default_listen);
   options.drain_grace = absl::GetFlag(FLAGS_drain_grace);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.startup_config = FlagSummary();
   return options;
 }

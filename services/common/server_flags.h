@@ -35,7 +35,7 @@ ServerOptions ServerOptionsFromFlags(const std::string& name,
                                      const std::string& default_listen);
 
 // Everything RunService needs from the shared flags: ServerOptionsFromFlags,
-// --drain_grace, and FlagSummary() as the start-up config.
+// --drain_grace, --metrics_listen, and FlagSummary() as the start-up config.
 ServiceHostOptions ServiceHostOptionsFromFlags(
     const std::string& name, const std::string& default_listen);
 

@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "observability/server_metrics.h"
 #include "spdlog/spdlog.h"
 
 namespace im {
@@ -21,6 +22,12 @@ void ServiceBundle::Stop() {
 
 int RunService(const ServiceHostOptions& options,
                const ServiceFactory& factory) {
+  return RunService(options,
+                    [&factory](prometheus::Registry&) { return factory(); });
+}
+
+int RunService(const ServiceHostOptions& options,
+               const MeteredServiceFactory& factory) {
   BlockTerminationSignals();
   const std::string& name = options.server.name;
   spdlog::info("{} starting: listen={} tls={} drain_grace={}", name,
@@ -31,13 +38,33 @@ int RunService(const ServiceHostOptions& options,
     spdlog::info("{} config: {}", name, options.startup_config);
   }
 
-  absl::StatusOr<std::unique_ptr<HostedService>> service = factory();
+  // Outlives the service and the server, which record into it.
+  absl::StatusOr<std::unique_ptr<observability::ServerMetrics>> metrics =
+      observability::ServerMetrics::Create({options.metrics_listen});
+  if (!metrics.ok()) {
+    spdlog::error("{} cannot start: {}", name, metrics.status().ToString());
+    return 1;
+  }
+  if (!(*metrics)->address().empty()) {
+    spdlog::info("{} metrics on http://{}/metrics", name,
+                 (*metrics)->address());
+  }
+  // Zero-valued series for every method from the first scrape.
+  if (!name.empty()) (*metrics)->grpc().InitializeService(name).IgnoreError();
+
+  absl::StatusOr<std::unique_ptr<HostedService>> service =
+      factory((*metrics)->registry());
   if (!service.ok()) {
     spdlog::error("{} cannot start: {}", name, service.status().ToString());
     return 1;
   }
+  ServerOptions server_options = options.server;
+  observability::GrpcServerMetrics* rpc_metrics = &(*metrics)->grpc();
+  server_options.interceptors.insert(
+      server_options.interceptors.begin(),
+      [rpc_metrics] { return rpc_metrics->NewInterceptorFactory(); });
   absl::StatusOr<std::unique_ptr<GrpcServer>> server =
-      GrpcServer::Start(options.server, (*service)->GrpcServices());
+      GrpcServer::Start(server_options, (*service)->GrpcServices());
   if (!server.ok()) {
     spdlog::error("{} cannot start: {}", name, server.status().ToString());
     return 1;

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "prometheus/registry.h"
 #include "services/common/grpc_server.h"
 
 namespace im {
@@ -38,11 +39,20 @@ class HostedService {
 // start threads. A failure ends the binary with exit code 1.
 using ServiceFactory =
     std::function<absl::StatusOr<std::unique_ptr<HostedService>>()>;
+// The same, for a service with metrics of its own: it registers them in
+// `metrics`, the process's registry, which outlives the service.
+using MeteredServiceFactory =
+    std::function<absl::StatusOr<std::unique_ptr<HostedService>>(
+        prometheus::Registry& metrics)>;
 
 struct ServiceHostOptions {
   // Listener, TLS and limits; `server.name` names the service in logs and
   // the health service (e.g. "im.auth.v1.AuthService").
   ServerOptions server;
+  // host:port for Prometheus' GET /metrics (port 0 = any free port); empty
+  // = no endpoint. Either way every RPC is recorded (go-grpc-prometheus
+  // names, see observability/grpc_server_metrics.h).
+  std::string metrics_listen;
   // How long in-flight calls may finish after the stop request.
   absl::Duration drain_grace = absl::Seconds(5);
   // Logged once at start-up (main.cc passes FlagSummary()).
@@ -54,12 +64,16 @@ struct ServiceHostOptions {
 };
 
 // The life of one service binary: blocks SIGTERM and SIGINT, logs the
-// start-up config, builds the service with `factory`, serves it (health and
-// reflection included), waits for the stop request, then shuts down in
-// order: health NOT_SERVING -> HostedService::Drain -> server Shutdown with
-// `drain_grace` -> HostedService::Stop. Returns main()'s exit code: 0 after
-// a clean stop, 1 when the service cannot be built or cannot listen.
+// start-up config, starts the metrics endpoint (--metrics_listen: RPC,
+// process and the service's own metrics), builds the service with
+// `factory`, serves it (health, reflection and the RPC metrics interceptor
+// included), waits for the stop request, then shuts down in order: health
+// NOT_SERVING -> HostedService::Drain -> server Shutdown with `drain_grace`
+// -> HostedService::Stop. Returns main()'s exit code: 0 after a clean stop,
+// 1 when the service cannot be built or cannot listen.
 // Call it from main() before any thread exists.
+int RunService(const ServiceHostOptions& options,
+               const MeteredServiceFactory& factory);
 int RunService(const ServiceHostOptions& options,
                const ServiceFactory& factory);
 

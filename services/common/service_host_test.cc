@@ -1,7 +1,10 @@
 #include "services/common/service_host.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/grpcpp.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <string>
@@ -12,6 +15,8 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "im/auth/v1/auth.grpc.pb.h"
+#include "observability/scrape_client.h"
+#include "prometheus/counter.h"
 #include "services/common/health_probe.h"
 
 namespace im {
@@ -147,6 +152,86 @@ TEST(ServiceHostTest, UnbindableAddressExitsOne) {
   options.wait_for_stop = [] {};
   const int exit_code = RunService(options, &BundleOfWhoAmI);
   EXPECT_EQ(exit_code, 1);
+}
+
+// A loopback port that was free a moment ago (the metrics endpoint reports
+// no bound port back to the host's caller).
+int UnusedPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in address{};
+  address.sin_family = AF_INET;
+  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(address);
+  bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address));
+  getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
+  close(fd);
+  return ntohs(address.sin_port);
+}
+
+TEST(ServiceHostTest, ServesRpcProcessAndServiceMetrics) {
+  ServiceHostOptions options = LoopbackOptions();
+  options.metrics_listen = absl::StrCat("127.0.0.1:", UnusedPort());
+  absl::Notification serving;
+  absl::Notification stop;
+  std::string address;
+  options.on_serving = [&](const std::string& bound) {
+    address = bound;
+    serving.Notify();
+  };
+  options.wait_for_stop = [&] { stop.WaitForNotification(); };
+  int exit_code = -1;
+  std::thread host([&] {
+    exit_code = RunService(
+        options, [](prometheus::Registry& metrics)
+                     -> absl::StatusOr<std::unique_ptr<HostedService>> {
+          prometheus::BuildCounter()
+              .Name("im_test_built_total")
+              .Help("Services built.")
+              .Register(metrics)
+              .Add({})
+              .Increment();
+          return BundleOfWhoAmI();
+        });
+  });
+  serving.WaitForNotification();
+  for (int i = 0; i < 2; ++i) {
+    grpc::ClientContext context;
+    auth::v1::WhoAmIResponse response;
+    ASSERT_TRUE(auth::v1::AuthService::NewStub(ChannelTo(address))
+                    ->WhoAmI(&context, {}, &response)
+                    .ok());
+  }
+
+  absl::StatusOr<std::string> scraped =
+      observability::Scrape(options.metrics_listen);
+  ASSERT_TRUE(scraped.ok()) << scraped.status();
+  EXPECT_NE(scraped->find("grpc_server_started_total{grpc_method=\"WhoAmI\","
+                          "grpc_service=\"im.auth.v1.AuthService\","
+                          "grpc_type=\"unary\"} 2"),
+            std::string::npos)
+      << *scraped;
+  // Methods never called have zero series from the start.
+  EXPECT_NE(scraped->find("grpc_server_handled_total{grpc_code=\"OK\","
+                          "grpc_method=\"Login\","
+                          "grpc_service=\"im.auth.v1.AuthService\","
+                          "grpc_type=\"unary\"} 0"),
+            std::string::npos);
+  EXPECT_NE(scraped->find("im_test_built_total 1"), std::string::npos);
+  EXPECT_NE(scraped->find("process_resident_memory_bytes"), std::string::npos);
+
+  stop.Notify();
+  host.join();
+  EXPECT_EQ(exit_code, 0);
+}
+
+TEST(ServiceHostTest, UnservableMetricsAddressExitsOne) {
+  ServiceHostOptions options = LoopbackOptions();
+  options.metrics_listen = "no-port";
+  bool served = false;
+  options.on_serving = [&](const std::string&) { served = true; };
+  options.wait_for_stop = [] {};
+  EXPECT_EQ(RunService(options, &BundleOfWhoAmI), 1);
+  EXPECT_FALSE(served);
 }
 
 // Records its own destruction into a shared log.
