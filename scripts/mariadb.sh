@@ -181,9 +181,10 @@ cmd_start() {
   fi
 
   # Detached from the caller's session so the server outlives the shell or
-  # test that started it.
+  # test that started it. It must not inherit the lock (fd 9), or every later
+  # command on DIR would wait for the server to exit.
   setsid mariadbd --defaults-file="$CNF" --user="$RUN_AS" \
-    < /dev/null >> "$LOG" 2>&1 &
+    < /dev/null >> "$LOG" 2>&1 9>&- &
   local child=$!
 
   local deadline=$((SECONDS + WAIT_SECONDS))
