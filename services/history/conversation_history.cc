@@ -9,8 +9,8 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/conversation_proto.h"
+#include "services/common/proto_time.h"
 #include "services/history/page_token.h"
-#include "storage/log_entry.h"
 #include "storage/membership_rules.h"
 
 namespace im::history {
@@ -265,8 +265,8 @@ absl::StatusOr<v1::SyncResponse> ConversationHistory::Sync(
         // As the caller last saw it: up to the entry that removed them.
         change->mutable_conversation()->set_last_seq(last_seq);
         if (view.member.left_at.has_value()) {
-          *change->mutable_conversation()->mutable_last_activity_at() =
-              storage::ToProtoTimestamp(*view.member.left_at);
+          SetProtoTime(*view.member.left_at,
+                       change->mutable_conversation()->mutable_last_activity_at());
         }
         change->mutable_conversation()->set_member_count(0);
       }

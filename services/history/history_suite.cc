@@ -7,7 +7,7 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "storage/log_entry.h"
+#include "services/common/proto_time.h"
 
 namespace im::history::testing {
 namespace {
@@ -289,7 +289,7 @@ TEST_P(HistorySuiteTest, EntriesCarryTheirBodies) {
   ASSERT_TRUE(sent.has_message());
   EXPECT_EQ(sent.message().text(), "text m0");
   EXPECT_EQ(sent.client_msg_id(), "m0");
-  EXPECT_EQ(storage::FromProtoTimestamp(sent.sent_at()), At(2));
+  EXPECT_EQ(FromProtoTime(sent.sent_at()), At(2));
 }
 
 TEST_P(HistorySuiteTest, LimitsAreBounded) {
@@ -503,7 +503,7 @@ TEST_P(HistorySuiteTest, ConversationListIsNewestFirstWithUnreadCounts) {
   EXPECT_EQ(d.conversation().peer_user_id(), bob);
   EXPECT_EQ(d.conversation().member_count(), 2u);
   EXPECT_EQ(d.conversation().last_seq(), 5u);
-  EXPECT_EQ(storage::FromProtoTimestamp(d.conversation().last_activity_at()),
+  EXPECT_EQ(FromProtoTime(d.conversation().last_activity_at()),
             At(12));
   EXPECT_EQ(d.last_entry().seq(), 5u);
   EXPECT_EQ(d.last_entry().sender_id(), bob);
@@ -665,7 +665,7 @@ TEST_P(HistorySuiteTest, SyncReportsWhatChangedBeyondTheCursors) {
   EXPECT_EQ(r.last_seq(), 4u);
   EXPECT_EQ(r.new_entries(), 2u);
   EXPECT_EQ(r.conversation().last_seq(), 4u);
-  EXPECT_EQ(storage::FromProtoTimestamp(r.conversation().last_activity_at()),
+  EXPECT_EQ(FromProtoTime(r.conversation().last_activity_at()),
             At(16));
   EXPECT_EQ(r.unread_count(), 4u);
 

@@ -9,7 +9,7 @@
 #include "absl/flags/parse.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_host.h"
-#include "services/history/history_service.h"
+#include "im/history/v1/history.grpc.pb.h"
 
 ABSL_FLAG(std::string, auth_addr, "127.0.0.1:50051",
           "host:port of the auth service");
@@ -25,7 +25,10 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildHistoryService() {
   absl::StatusOr<std::unique_ptr<TokenCodec>> tokens = TokenCodecFromFlags();
   if (!tokens.ok()) return tokens.status();
   bundle->Own(*std::move(tokens));
-  bundle->Serve(bundle->Own(std::make_unique<HistoryServiceImpl>()));
+  // Every RPC answers UNIMPLEMENTED until the MySQL stores land
+  // (HistoryServiceImpl needs a ConversationReader).
+  bundle->Serve(
+      bundle->Own(std::make_unique<history::v1::HistoryService::Service>()));
   return bundle;
 }
 
