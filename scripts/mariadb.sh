@@ -127,6 +127,9 @@ skip-log-bin
 innodb_buffer_pool_size = $BUFFER_POOL
 innodb_log_file_size = 256M
 max_connections = 500
+# Pools cache prepared statements per connection; the default server-wide
+# limit (16382) is too low for several services' pools.
+max_prepared_stmt_count = 262144
 max_allowed_packet = 64M
 performance_schema = OFF
 sql_mode = STRICT_TRANS_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION
