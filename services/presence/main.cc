@@ -7,9 +7,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "im/presence/v1/presence.grpc.pb.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_host.h"
-#include "services/presence/presence_service.h"
 
 ABSL_FLAG(std::string, auth_addr, "127.0.0.1:50051",
           "host:port of the auth service");
@@ -23,7 +23,9 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService() {
   absl::StatusOr<std::unique_ptr<TokenCodec>> tokens = TokenCodecFromFlags();
   if (!tokens.ok()) return tokens.status();
   bundle->Own(*std::move(tokens));
-  bundle->Serve(bundle->Own(std::make_unique<PresenceServiceImpl>()));
+  // Wired to presence::PresenceServiceImpl once the MySQL stores land.
+  bundle->Serve(bundle->Own(
+      std::make_unique<presence::v1::PresenceService::Service>()));
   return bundle;
 }
 
