@@ -28,9 +28,9 @@ constexpr absl::string_view kApiKeyFailed = "invalid or revoked API key";
 absl::Status ValidatePassword(absl::string_view password) {
   if (password.size() < kMinPasswordBytes ||
       password.size() > kMaxPasswordBytes) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "password must be ", kMinPasswordBytes, " to ", kMaxPasswordBytes,
-        " bytes"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("password must be ", kMinPasswordBytes, " to ",
+                     kMaxPasswordBytes, " bytes"));
   }
   if (!IsValidUtf8(password)) {
     return absl::InvalidArgumentError("password is not valid UTF-8");
@@ -114,9 +114,8 @@ void Accounts::FillUser(const storage::UserRecord& record,
   SetProtoTime(record.created_at, user->mutable_created_at());
 }
 
-void Accounts::FillTokens(uint64_t user_id, uint64_t session_id,
-                          v1::Role role, absl::Time now,
-                          v1::TokenPair* tokens) const {
+void Accounts::FillTokens(uint64_t user_id, uint64_t session_id, v1::Role role,
+                          absl::Time now, v1::TokenPair* tokens) const {
   Caller caller;
   caller.user_id = user_id;
   caller.session_id = session_id;
@@ -137,8 +136,8 @@ absl::StatusOr<v1::RegisterResponse> Accounts::Register(
                                         ? request.username()
                                         : request.display_name();
   if (valid.ok()) {
-    valid = ValidateLabel("display_name", display_name, 1,
-                          kMaxDisplayNameChars);
+    valid =
+        ValidateLabel("display_name", display_name, 1, kMaxDisplayNameChars);
   }
   if (!valid.ok()) return valid;
   absl::Status allowed = register_throttle_.TryAcquire("", peer);
@@ -360,9 +359,10 @@ absl::StatusOr<v1::ListSessionsResponse> Accounts::ListSessions(
     v1::Session* session = response.add_sessions();
     session->set_session_id(record.id);
     session->set_device_name(record.device_name);
-    session->set_device_kind(v1::DeviceKind_IsValid(record.device_kind)
-                                 ? static_cast<v1::DeviceKind>(record.device_kind)
-                                 : v1::DEVICE_KIND_UNSPECIFIED);
+    session->set_device_kind(
+        v1::DeviceKind_IsValid(record.device_kind)
+            ? static_cast<v1::DeviceKind>(record.device_kind)
+            : v1::DEVICE_KIND_UNSPECIFIED);
     SetProtoTime(record.created_at, session->mutable_created_at());
     SetProtoTime(record.last_used_at, session->mutable_last_used_at());
     session->set_current(record.id == caller.session_id);
@@ -388,9 +388,9 @@ absl::StatusOr<v1::LookupUsersResponse> Accounts::LookupUsers(
     const Caller&, const v1::LookupUsersRequest& request) {
   if (static_cast<size_t>(request.user_ids_size()) > kMaxLookups ||
       static_cast<size_t>(request.usernames_size()) > kMaxLookups) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "at most ", kMaxLookups, " user_ids and ", kMaxLookups,
-        " usernames per call"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("at most ", kMaxLookups, " user_ids and ", kMaxLookups,
+                     " usernames per call"));
   }
   absl::flat_hash_map<uint64_t, storage::UserRecord> found;
   if (!request.user_ids().empty()) {

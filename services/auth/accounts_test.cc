@@ -75,8 +75,8 @@ class AccountsTest : public ::testing::Test {
 
   std::unique_ptr<Accounts> NewAccounts(const Accounts::Options& options) {
     return std::make_unique<Accounts>(options, db_.users(), db_.sessions(),
-                                      codec_.get(), hasher_.get(),
-                                      feed_.get(), Clock());
+                                      codec_.get(), hasher_.get(), feed_.get(),
+                                      Clock());
   }
 
   v1::User Register(const std::string& username,
@@ -203,7 +203,8 @@ TEST_F(AccountsTest, LoginIssuesVerifiableTokensForANewSession) {
   EXPECT_EQ(tokens.user_id(), user.user_id());
   EXPECT_NE(tokens.session_id(), 0u);
   EXPECT_EQ(tokens.role(), v1::ROLE_USER);
-  EXPECT_EQ(FromProtoTime(tokens.access_expires_at()), now_ + absl::Minutes(15));
+  EXPECT_EQ(FromProtoTime(tokens.access_expires_at()),
+            now_ + absl::Minutes(15));
   EXPECT_EQ(FromProtoTime(tokens.refresh_expires_at()),
             now_ + absl::Hours(24 * 30));
   EXPECT_EQ(tokens.refresh_token().rfind("imr_", 0), 0u);
@@ -268,10 +269,9 @@ TEST_F(AccountsTest, FailedLoginsPerUsernameAreThrottled) {
   EXPECT_EQ(RetryAfterOf(throttled.status()), absl::Seconds(30));
   // Unknown usernames are throttled the same way (no enumeration).
   for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(Login("nobody", "password123", "p" + std::to_string(i))
-                  .status()
-                  .code(),
-              absl::StatusCode::kUnauthenticated);
+    EXPECT_EQ(
+        Login("nobody", "password123", "p" + std::to_string(i)).status().code(),
+        absl::StatusCode::kUnauthenticated);
   }
   EXPECT_EQ(Login("nobody", "password123", "p9").status().code(),
             absl::StatusCode::kResourceExhausted);
@@ -330,7 +330,8 @@ TEST_F(AccountsTest, RefreshRotatesAndReuseRevokesTheSession) {
   EXPECT_EQ(rotated.user_id(), first.user_id());
   EXPECT_NE(rotated.refresh_token(), first.refresh_token());
   EXPECT_NE(rotated.access_token(), first.access_token());
-  EXPECT_EQ(FromProtoTime(rotated.access_expires_at()), now_ + absl::Minutes(15));
+  EXPECT_EQ(FromProtoTime(rotated.access_expires_at()),
+            now_ + absl::Minutes(15));
   EXPECT_EQ(FromProtoTime(rotated.refresh_expires_at()),
             now_ + absl::Hours(24 * 30));
   EXPECT_FALSE(revocations_.IsRevoked(first.session_id()));
@@ -350,19 +351,17 @@ TEST_F(AccountsTest, RefreshRotatesAndReuseRevokesTheSession) {
   EXPECT_EQ(after.status().message(),
             "refresh token is invalid, expired or revoked");
   Authenticator authenticator(codec_.get(), &revocations_, Clock());
-  EXPECT_EQ(authenticator.AuthenticateToken(rotated.access_token())
-                .status()
-                .code(),
-            absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(
+      authenticator.AuthenticateToken(rotated.access_token()).status().code(),
+      absl::StatusCode::kUnauthenticated);
 }
 
 TEST_F(AccountsTest, RefreshRefusesGarbageAndExpiredTokens) {
   Register("alice");
   v1::TokenPair tokens = MustLogin("alice");
-  for (const std::string& token :
-       {std::string(""), std::string("imr_short"),
-        IssueSecret(kRefreshTokenPrefix).secret,
-        IssueSecret(kApiKeyPrefix).secret}) {
+  for (const std::string& token : {std::string(""), std::string("imr_short"),
+                                   IssueSecret(kRefreshTokenPrefix).secret,
+                                   IssueSecret(kApiKeyPrefix).secret}) {
     auto result = Refresh(token);
     EXPECT_EQ(result.status().code(), absl::StatusCode::kUnauthenticated);
     EXPECT_EQ(result.status().message(),

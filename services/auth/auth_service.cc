@@ -6,8 +6,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "services/common/retry_after.h"
 #include "services/common/proto_time.h"
+#include "services/common/retry_after.h"
 #include "services/common/status.h"
 #include "spdlog/spdlog.h"
 
@@ -203,9 +203,8 @@ absl::StatusOr<std::unique_ptr<AuthServiceImpl>> AuthServiceImpl::Create(
       PasswordHasher::Create(options.password_hashing);
   if (!hasher.ok()) return hasher.status();
   service->hasher_ = *std::move(hasher);
-  absl::StatusOr<std::unique_ptr<RevocationFeed>> feed =
-      RevocationFeed::Create(options.revocations, sessions,
-                             &service->revocations_, clock);
+  absl::StatusOr<std::unique_ptr<RevocationFeed>> feed = RevocationFeed::Create(
+      options.revocations, sessions, &service->revocations_, clock);
   if (!feed.ok()) return feed.status();
   service->feed_ = *std::move(feed);
   service->accounts_ = std::make_unique<Accounts>(
@@ -252,24 +251,24 @@ grpc::ServerUnaryReactor* AuthServiceImpl::RunOnPool(
     grpc::CallbackServerContext* context, WorkerPool& pool, Response* response,
     Work work) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::Status queued = pool.Submit([context, reactor, response,
-                                     work = std::move(work)]() mutable {
-    // A call that gave up while queued (deadline, client gone) is not
-    // worth an argon2 hash or a query.
-    if (context->IsCancelled()) {
-      reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
-                                   "call cancelled while queued"));
-      return;
-    }
-    absl::StatusOr<Response> result = work();
-    if (result.ok()) {
-      *response = *std::move(result);
-      reactor->Finish(grpc::Status::OK);
-      return;
-    }
-    AddRetryAfterTrailer(result.status(), context);
-    reactor->Finish(ToGrpcStatus(result.status()));
-  });
+  absl::Status queued = pool.Submit(
+      [context, reactor, response, work = std::move(work)]() mutable {
+        // A call that gave up while queued (deadline, client gone) is not
+        // worth an argon2 hash or a query.
+        if (context->IsCancelled()) {
+          reactor->Finish(grpc::Status(grpc::StatusCode::CANCELLED,
+                                       "call cancelled while queued"));
+          return;
+        }
+        absl::StatusOr<Response> result = work();
+        if (result.ok()) {
+          *response = *std::move(result);
+          reactor->Finish(grpc::Status::OK);
+          return;
+        }
+        AddRetryAfterTrailer(result.status(), context);
+        reactor->Finish(ToGrpcStatus(result.status()));
+      });
   if (!queued.ok()) {
     const absl::Status status = Overloaded(queued);
     AddRetryAfterTrailer(status, context);
@@ -389,8 +388,7 @@ grpc::ServerUnaryReactor* AuthServiceImpl::CreateServiceAccount(
 }
 
 grpc::ServerUnaryReactor* AuthServiceImpl::ListServiceAccounts(
-    grpc::CallbackServerContext* context,
-    const v1::ListServiceAccountsRequest*,
+    grpc::CallbackServerContext* context, const v1::ListServiceAccountsRequest*,
     v1::ListServiceAccountsResponse* response) {
   return RunAuthenticated(context, response, [this](const Caller& caller) {
     return accounts_->ListServiceAccounts(caller);

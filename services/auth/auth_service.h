@@ -117,8 +117,7 @@ class AuthServiceImpl final : public v1::AuthService::CallbackService {
       v1::ExchangeApiKeyResponse* response) override;
 
  private:
-  AuthServiceImpl(const Options& options, const TokenCodec* codec,
-                  Clock clock);
+  AuthServiceImpl(const Options& options, const TokenCodec* codec, Clock clock);
 
   // Runs `work` (returning absl::StatusOr<Response>) on `pool` and
   // finishes the call with its result.

@@ -180,8 +180,9 @@ TEST_F(AuthServiceTest, LoginWhoAmILogoutOverGrpc) {
   EXPECT_EQ(me.session_id(), tokens.session_id());
 
   v1::LogoutResponse out;
-  ASSERT_TRUE(stub_->Logout(Context(tokens.access_token()).get(),
-                            v1::LogoutRequest(), &out)
+  ASSERT_TRUE(stub_
+                  ->Logout(Context(tokens.access_token()).get(),
+                           v1::LogoutRequest(), &out)
                   .ok());
   grpc::Status after = WhoAmI(tokens.access_token());
   EXPECT_EQ(after.error_code(), grpc::StatusCode::UNAUTHENTICATED);
@@ -209,8 +210,7 @@ TEST_F(AuthServiceTest, ThrottledLoginCarriesRetryAfterTrailer) {
               grpc::StatusCode::UNAUTHENTICATED);
   }
   auto context = Context();
-  grpc::Status throttled =
-      Login("alice", kPassword, &response, context.get());
+  grpc::Status throttled = Login("alice", kPassword, &response, context.get());
   EXPECT_EQ(throttled.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
   EXPECT_EQ(throttled.error_message(),
             "too many failed attempts; retry in 30 s");
@@ -245,8 +245,9 @@ TEST_F(AuthServiceTest, WatchRevocationsSendsSnapshotThenLiveBatches) {
   Register("bob");
   v1::TokenPair early = MustLogin("alice");
   v1::LogoutResponse out;
-  ASSERT_TRUE(stub_->Logout(Context(early.access_token()).get(),
-                            v1::LogoutRequest(), &out)
+  ASSERT_TRUE(stub_
+                  ->Logout(Context(early.access_token()).get(),
+                           v1::LogoutRequest(), &out)
                   .ok());
   v1::TokenPair a1 = MustLogin("alice");
   v1::TokenPair a2 = MustLogin("alice");
@@ -264,20 +265,22 @@ TEST_F(AuthServiceTest, WatchRevocationsSendsSnapshotThenLiveBatches) {
   EXPECT_EQ(snapshot.sessions(0).user_id(), early.user_id());
 
   v1::LogoutAllResponse all;
-  ASSERT_TRUE(stub_->LogoutAll(Context(a1.access_token()).get(),
-                               v1::LogoutAllRequest(), &all)
+  ASSERT_TRUE(stub_
+                  ->LogoutAll(Context(a1.access_token()).get(),
+                              v1::LogoutAllRequest(), &all)
                   .ok());
   EXPECT_EQ(all.revoked_sessions(), 2u);
   v1::RevocationBatch live;
   ASSERT_TRUE(reader->Read(&live));
   EXPECT_FALSE(live.snapshot());
   std::set<uint64_t> ids;
-  for (const v1::RevokedSession& s : live.sessions()) ids.insert(s.session_id());
+  for (const v1::RevokedSession& s : live.sessions())
+    ids.insert(s.session_id());
   EXPECT_EQ(ids, (std::set<uint64_t>{a1.session_id(), a2.session_id()}));
 
-  ASSERT_TRUE(stub_->Logout(Context(b1.access_token()).get(),
-                            v1::LogoutRequest(), &out)
-                  .ok());
+  ASSERT_TRUE(
+      stub_->Logout(Context(b1.access_token()).get(), v1::LogoutRequest(), &out)
+          .ok());
   ASSERT_TRUE(reader->Read(&live));
   ASSERT_EQ(live.sessions_size(), 1);
   EXPECT_EQ(live.sessions(0).session_id(), b1.session_id());
@@ -309,17 +312,20 @@ TEST_F(AuthServiceTest, RefreshAndServiceAccountsOverGrpc) {
   v1::CreateServiceAccountRequest create;
   create.set_name("bot");
   v1::CreateServiceAccountResponse created;
-  EXPECT_EQ(stub_->CreateServiceAccount(Context(user.access_token()).get(),
-                                        create, &created)
+  EXPECT_EQ(stub_
+                ->CreateServiceAccount(Context(user.access_token()).get(),
+                                       create, &created)
                 .error_code(),
             grpc::StatusCode::UNAUTHENTICATED);  // alice's session is gone
   v1::TokenPair alice2 = MustLogin("alice");
-  EXPECT_EQ(stub_->CreateServiceAccount(Context(alice2.access_token()).get(),
-                                        create, &created)
+  EXPECT_EQ(stub_
+                ->CreateServiceAccount(Context(alice2.access_token()).get(),
+                                       create, &created)
                 .error_code(),
             grpc::StatusCode::PERMISSION_DENIED);
-  ASSERT_TRUE(stub_->CreateServiceAccount(Context(admin.access_token()).get(),
-                                          create, &created)
+  ASSERT_TRUE(stub_
+                  ->CreateServiceAccount(Context(admin.access_token()).get(),
+                                         create, &created)
                   .ok());
   v1::ExchangeApiKeyRequest exchange;
   exchange.set_api_key(created.api_key());
@@ -334,8 +340,9 @@ TEST_F(AuthServiceTest, RefreshAndServiceAccountsOverGrpc) {
   v1::RevokeServiceAccountRequest revoke;
   revoke.set_user_id(created.account().user_id());
   v1::RevokeServiceAccountResponse revoked;
-  ASSERT_TRUE(stub_->RevokeServiceAccount(Context(admin.access_token()).get(),
-                                          revoke, &revoked)
+  ASSERT_TRUE(stub_
+                  ->RevokeServiceAccount(Context(admin.access_token()).get(),
+                                         revoke, &revoked)
                   .ok());
   EXPECT_EQ(WhoAmI(exchanged.tokens().access_token()).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);

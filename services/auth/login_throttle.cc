@@ -22,13 +22,11 @@ constexpr absl::Duration kMinSweepInterval = absl::Seconds(1);
 LoginThrottle::LoginThrottle(const Options& options, Clock clock)
     : options_(options), clock_(std::move(clock)) {}
 
-void LoginThrottle::Refill(Bucket& bucket, const Limit& limit,
-                           absl::Time now) {
+void LoginThrottle::Refill(Bucket& bucket, const Limit& limit, absl::Time now) {
   if (now > bucket.updated) {
     bucket.tokens = std::min<double>(
-        limit.burst,
-        bucket.tokens + absl::FDivDuration(now - bucket.updated,
-                                           limit.refill_interval));
+        limit.burst, bucket.tokens + absl::FDivDuration(now - bucket.updated,
+                                                        limit.refill_interval));
   }
   bucket.updated = std::max(bucket.updated, now);
 }
@@ -92,8 +90,8 @@ absl::Status LoginThrottle::TryAcquire(absl::string_view username,
                               options_.per_username.refill_interval);
   }
   if (peer_bucket != nullptr && peer_bucket->tokens < 1) {
-    wait = std::max(wait,
-                    (1 - peer_bucket->tokens) * options_.per_peer.refill_interval);
+    wait = std::max(
+        wait, (1 - peer_bucket->tokens) * options_.per_peer.refill_interval);
   }
   if (wait > absl::ZeroDuration()) return RetryAfterError(kTooMany, wait);
   if (user_bucket != nullptr) user_bucket->tokens -= 1;
@@ -137,7 +135,7 @@ std::string PeerThrottleKey(absl::string_view grpc_peer) {
     const std::string text(rest);
     if (inet_pton(AF_INET6, text.c_str(), &addr) != 1) return text;
     // IPv4-mapped addresses are IPv4 peers.
-    static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0,
+    static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0,    0,
                                                   0, 0, 0, 0, 0xff, 0xff};
     if (std::equal(kMapped, kMapped + 12, addr.s6_addr)) {
       return absl::StrCat(addr.s6_addr[12], ".", addr.s6_addr[13], ".",

@@ -36,7 +36,8 @@ TEST_F(LoginThrottleTest, UsernameBucketRefusesAfterBurstWithRetryHint) {
 
 TEST_F(LoginThrottleTest, RefillsOneAttemptPerInterval) {
   LoginThrottle throttle(Options(), Clock());
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(throttle.TryAcquire("alice", "").ok());
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(throttle.TryAcquire("alice", "").ok());
   now_ += absl::Seconds(20);
   absl::Status refused = throttle.TryAcquire("alice", "");
   EXPECT_EQ(RetryAfterOf(refused), absl::Seconds(10));
@@ -59,7 +60,8 @@ TEST_F(LoginThrottleTest, PeerBucketRefusesAcrossUsernames) {
 
 TEST_F(LoginThrottleTest, RefusedAttemptChargesNeitherBucket) {
   LoginThrottle throttle(Options(), Clock());
-  for (int i = 0; i < 3; ++i) ASSERT_TRUE(throttle.TryAcquire("alice", "p").ok());
+  for (int i = 0; i < 3; ++i)
+    ASSERT_TRUE(throttle.TryAcquire("alice", "p").ok());
   // alice is exhausted; these refusals must not drain peer p.
   for (int i = 0; i < 10; ++i) {
     ASSERT_FALSE(throttle.TryAcquire("alice", "p").ok());

@@ -63,8 +63,8 @@ bool PasswordHasher::Verify(absl::string_view encoded_hash,
   char stored[crypto_pwhash_STRBYTES] = {};
   const absl::string_view source = plausible ? encoded_hash : dummy_hash_;
   source.copy(stored, sizeof(stored) - 1);
-  const bool match = crypto_pwhash_str_verify(stored, password.data(),
-                                              password.size()) == 0;
+  const bool match =
+      crypto_pwhash_str_verify(stored, password.data(), password.size()) == 0;
   return plausible && match;
 }
 

@@ -80,10 +80,9 @@ class RevocationEndToEndTest : public ::testing::TestWithParam<bool> {
     codec_ = *std::move(codec);
     if (use_mtls()) {
       certs_ = absl::StrCat(std::getenv("TEST_TMPDIR"), "/certs");
-      const std::string command =
-          absl::StrCat("bash '", std::getenv("TEST_SRCDIR"),
-                       "/im/scripts/gen-dev-certs.sh' '", certs_,
-                       "' >/dev/null");
+      const std::string command = absl::StrCat(
+          "bash '", std::getenv("TEST_SRCDIR"),
+          "/im/scripts/gen-dev-certs.sh' '", certs_, "' >/dev/null");
       ASSERT_EQ(std::system(command.c_str()), 0);
       server_tls_.cert_file = certs_ + "/server.crt";
       server_tls_.key_file = certs_ + "/server.key";
@@ -130,8 +129,8 @@ class RevocationEndToEndTest : public ::testing::TestWithParam<bool> {
     options.password_hashing.opslimit = crypto_pwhash_OPSLIMIT_MIN;
     options.password_hashing.memlimit_bytes = crypto_pwhash_MEMLIMIT_MIN;
     options.revocations.poll_interval = absl::ZeroDuration();
-    auto service = AuthServiceImpl::Create(options, db_.users(),
-                                           db_.sessions(), codec_.get());
+    auto service = AuthServiceImpl::Create(options, db_.users(), db_.sessions(),
+                                           codec_.get());
     ASSERT_TRUE(service.ok()) << service.status();
     auth_service_ = *std::move(service);
     ServerOptions server_options;
@@ -167,7 +166,8 @@ class RevocationEndToEndTest : public ::testing::TestWithParam<bool> {
     reg.set_username(username);
     reg.set_password("password123");
     v1::RegisterResponse registered;
-    grpc::Status status = auth_stub_->Register(Context().get(), reg, &registered);
+    grpc::Status status =
+        auth_stub_->Register(Context().get(), reg, &registered);
     EXPECT_TRUE(status.ok()) << status.error_message();
     v1::LoginRequest login;
     login.set_username(username);
@@ -206,7 +206,8 @@ class RevocationEndToEndTest : public ::testing::TestWithParam<bool> {
   std::unique_ptr<RevocationWatcher> watcher_;
 };
 
-TEST_P(RevocationEndToEndTest, RevokedSessionIsRefusedByAnotherServiceWithinASecond) {
+TEST_P(RevocationEndToEndTest,
+       RevokedSessionIsRefusedByAnotherServiceWithinASecond) {
   v1::TokenPair alice = RegisterAndLogin("alice");
   v1::TokenPair bob = RegisterAndLogin("bob");
   ASSERT_TRUE(OtherWhoAmI(alice.access_token()).ok());
@@ -214,8 +215,9 @@ TEST_P(RevocationEndToEndTest, RevokedSessionIsRefusedByAnotherServiceWithinASec
 
   const absl::Time revoked_at = absl::Now();
   v1::LogoutResponse out;
-  ASSERT_TRUE(auth_stub_->Logout(Context(alice.access_token()).get(),
-                                 v1::LogoutRequest(), &out)
+  ASSERT_TRUE(auth_stub_
+                  ->Logout(Context(alice.access_token()).get(),
+                           v1::LogoutRequest(), &out)
                   .ok());
   std::optional<absl::Time> arrived =
       arrivals_.WaitFor(alice.session_id(), absl::Seconds(5));

@@ -15,7 +15,8 @@ constexpr size_t kDisplayPrefixChars = 12;
 
 std::string Sha256(absl::string_view bytes) {
   unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(bytes.data()),
+  crypto_hash_sha256(digest,
+                     reinterpret_cast<const unsigned char*>(bytes.data()),
                      bytes.size());
   return std::string(reinterpret_cast<const char*>(digest), sizeof(digest));
 }
