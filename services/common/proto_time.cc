@@ -6,8 +6,8 @@ void SetProtoTime(absl::Time t, google::protobuf::Timestamp* out) {
   // ToUnixSeconds rounds toward the past, so the remainder is non-negative.
   const int64_t seconds = absl::ToUnixSeconds(t);
   out->set_seconds(seconds);
-  out->set_nanos(static_cast<int32_t>(
-      (t - absl::FromUnixSeconds(seconds)) / absl::Nanoseconds(1)));
+  out->set_nanos(static_cast<int32_t>((t - absl::FromUnixSeconds(seconds)) /
+                                      absl::Nanoseconds(1)));
 }
 
 absl::Time FromProtoTime(const google::protobuf::Timestamp& t) {

@@ -71,8 +71,7 @@ class TlsTest : public ::testing::Test {
   // WhoAmI over a channel with `tls`; the common name the server saw.
   grpc::Status Call(const TlsOptions& tls, std::string* common_name = nullptr,
                     const std::string& host = "localhost") {
-    auto channel =
-        MakeChannel(absl::StrCat(host, ":", server_->port()), tls);
+    auto channel = MakeChannel(absl::StrCat(host, ":", server_->port()), tls);
     EXPECT_TRUE(channel.ok()) << channel.status();
     auto stub = auth::v1::AuthService::NewStub(*channel);
     grpc::ClientContext context;
