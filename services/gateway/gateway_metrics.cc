@@ -8,34 +8,40 @@
 
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "google/protobuf/descriptor.h"
+#include "observability/grpc_server_metrics.h"
 
 namespace im::gateway {
 namespace {
 
-// grpc_code values as go-grpc-prometheus writes them, so existing dashboards
-// and alert rules match.
-std::string CodeName(grpc::StatusCode code) {
-  switch (code) {
-    case grpc::StatusCode::OK: return "OK";
-    case grpc::StatusCode::CANCELLED: return "Canceled";
-    case grpc::StatusCode::UNKNOWN: return "Unknown";
-    case grpc::StatusCode::INVALID_ARGUMENT: return "InvalidArgument";
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return "DeadlineExceeded";
-    case grpc::StatusCode::NOT_FOUND: return "NotFound";
-    case grpc::StatusCode::ALREADY_EXISTS: return "AlreadyExists";
-    case grpc::StatusCode::PERMISSION_DENIED: return "PermissionDenied";
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return "ResourceExhausted";
-    case grpc::StatusCode::FAILED_PRECONDITION: return "FailedPrecondition";
-    case grpc::StatusCode::ABORTED: return "Aborted";
-    case grpc::StatusCode::OUT_OF_RANGE: return "OutOfRange";
-    case grpc::StatusCode::UNIMPLEMENTED: return "Unimplemented";
-    case grpc::StatusCode::INTERNAL: return "Internal";
-    case grpc::StatusCode::UNAVAILABLE: return "Unavailable";
-    case grpc::StatusCode::DATA_LOSS: return "DataLoss";
-    case grpc::StatusCode::UNAUTHENTICATED: return "Unauthenticated";
-    default: return absl::StrCat("Code(", static_cast<int>(code), ")");
+constexpr char kUnknown[] = "unknown";
+
+// grpc_type of a method as the generated descriptor pool describes it. The
+// gateway forwards without knowing types; main links the services' protos
+// so the labels match the services' own. Methods not in the pool (typos,
+// probes) are "unknown", so clients cannot create label values.
+struct MethodLabels {
+  std::string type;
+  std::string service;
+  std::string method;
+};
+
+MethodLabels LabelsFor(absl::string_view service, absl::string_view method) {
+  const google::protobuf::MethodDescriptor* descriptor =
+      google::protobuf::DescriptorPool::generated_pool()->FindMethodByName(
+          absl::StrCat(service, ".", method));
+  if (descriptor == nullptr) return {"unary", kUnknown, kUnknown};
+  const char* type = "unary";
+  if (descriptor->client_streaming()) {
+    type = descriptor->server_streaming() ? "bidi_stream" : "client_stream";
+  } else if (descriptor->server_streaming()) {
+    type = "server_stream";
   }
+  return {type, std::string(service), std::string(method)};
 }
 
 class NoopGatewayMetrics : public GatewayMetrics {
@@ -51,28 +57,36 @@ class NoopGatewayMetrics : public GatewayMetrics {
   void ConnectionRejected() override {}
 };
 
+// Registers the grpc_server_* families by name; prometheus-cpp merges them
+// with the same families of the observability library's RPC interceptor
+// when both use one registry.
 class PrometheusGatewayMetrics : public GatewayMetrics {
  public:
   explicit PrometheusGatewayMetrics(prometheus::Registry& registry)
       : started_(prometheus::BuildCounter()
                      .Name("grpc_server_started_total")
-                     .Help("RPCs started on the server.")
+                     .Help("Total number of RPCs started on the server.")
                      .Register(registry)),
         handled_(prometheus::BuildCounter()
                      .Name("grpc_server_handled_total")
-                     .Help("RPCs completed on the server, by code.")
+                     .Help("Total number of RPCs completed on the server, "
+                           "regardless of success or failure.")
                      .Register(registry)),
         received_(prometheus::BuildCounter()
                       .Name("grpc_server_msg_received_total")
-                      .Help("Stream messages received from clients.")
+                      .Help("Total number of RPC stream messages received on "
+                            "the server.")
                       .Register(registry)),
         sent_(prometheus::BuildCounter()
                   .Name("grpc_server_msg_sent_total")
-                  .Help("Stream messages sent to clients.")
+                  .Help("Total number of gRPC stream messages sent by the "
+                        "server.")
                   .Register(registry)),
         handling_(prometheus::BuildHistogram()
                       .Name("grpc_server_handling_seconds")
-                      .Help("Time from start to completion of an RPC.")
+                      .Help("Histogram of response latency (seconds) of gRPC "
+                            "that had been application-level handled by the "
+                            "server.")
                       .Register(registry)),
         live_calls_(prometheus::BuildGauge()
                         .Name("gateway_live_calls")
@@ -113,7 +127,7 @@ class PrometheusGatewayMetrics : public GatewayMetrics {
     prometheus::Labels labels = Labels(service, method);
     handling_.Add(labels, Buckets())
         .Observe(absl::ToDoubleSeconds(elapsed));
-    labels["grpc_code"] = CodeName(code);
+    labels["grpc_code"] = observability::GrpcServerMetrics::CodeLabel(code);
     handled_.Add(labels).Increment();
     live_calls_.Decrement();
   }
@@ -127,11 +141,25 @@ class PrometheusGatewayMetrics : public GatewayMetrics {
   void ConnectionRejected() override { connections_rejected_.Increment(); }
 
  private:
-  static prometheus::Labels Labels(absl::string_view service,
-                                   absl::string_view method) {
-    return {{"grpc_type", "grpc_web"},
-            {"grpc_service", std::string(service)},
-            {"grpc_method", std::string(method)}};
+  prometheus::Labels Labels(absl::string_view service,
+                            absl::string_view method) {
+    const std::string key = absl::StrCat(service, "/", method);
+    {
+      absl::ReaderMutexLock lock(&mu_);
+      auto it = labels_.find(key);
+      if (it != labels_.end()) return it->second;
+    }
+    const MethodLabels names = LabelsFor(service, method);
+    prometheus::Labels labels = {{"grpc_type", names.type},
+                                 {"grpc_service", names.service},
+                                 {"grpc_method", names.method}};
+    // Only methods of the descriptor pool are remembered, so the cache is
+    // bounded whatever paths clients send.
+    if (names.service != kUnknown) {
+      absl::MutexLock lock(&mu_);
+      labels_.emplace(key, labels);
+    }
+    return labels;
   }
   static const prometheus::Histogram::BucketBoundaries& Buckets() {
     static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
@@ -149,6 +177,10 @@ class PrometheusGatewayMetrics : public GatewayMetrics {
   prometheus::Family<prometheus::Counter>& http_requests_;
   prometheus::Gauge& connections_;
   prometheus::Counter& connections_rejected_;
+
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, prometheus::Labels> labels_
+      ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace

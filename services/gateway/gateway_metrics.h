@@ -49,12 +49,13 @@ class GatewayMetrics {
 // Records nothing; for tests and when no metrics listener is configured.
 std::unique_ptr<GatewayMetrics> MakeNoopGatewayMetrics();
 
-// Records into `registry` with the names the services use
-// (grpc_server_started_total, grpc_server_handled_total,
+// Records into `registry` with the names and labels the services' RPC
+// interceptor uses (grpc_server_started_total, grpc_server_handled_total,
 // grpc_server_msg_received_total, grpc_server_msg_sent_total,
-// grpc_server_handling_seconds; grpc_type="grpc_web" because the gateway does
-// not know the method's kind) plus gateway_* series. `registry` must outlive
-// the result.
+// grpc_server_handling_seconds) plus gateway_* series. grpc_type comes from
+// the generated descriptor pool (link the services' protos); methods not in
+// it are grpc_service="unknown", grpc_method="unknown". `registry` must
+// outlive the result.
 std::unique_ptr<GatewayMetrics> MakePrometheusGatewayMetrics(
     prometheus::Registry& registry);
 

@@ -387,6 +387,18 @@ class GatewayTest : public ::testing::Test {
     return prometheus::TextSerializer().Serialize(registry_.Collect());
   }
 
+  // A WatchRevocations stream whose first message has arrived; null (and
+  // a test failure) otherwise.
+  std::unique_ptr<HttpConnection> OpenHeldStream() {
+    auto conn = std::make_unique<HttpConnection>(gateway_->port());
+    conn->Send(http::verb::post, kWatchPath, GrpcWebHeaders(),
+               Framed(auth::v1::WatchRevocationsRequest()));
+    conn->StartStreamRead();
+    const size_t frames = ParseFrames(conn->ReadUntilFrames(1, false)).size();
+    EXPECT_EQ(frames, 1u);
+    return frames == 1 ? std::move(conn) : nullptr;
+  }
+
   // Waits (bounded) until the gateway has no calls in flight.
   bool AwaitNoLiveCalls() {
     for (int i = 0; i < 1000 && gateway_->live_calls() != 0; ++i) {
@@ -614,11 +626,9 @@ TEST_F(GatewayTest, ServerStreamTextDeliversBase64ChunksAsTheyArrive) {
 TEST_F(GatewayTest, BrowserDisconnectCancelsTheBackendStream) {
   StartGateway();
   service_.hold_ = true;
-  HttpConnection conn(gateway_->port());
-  conn.Send(http::verb::post, kWatchPath, GrpcWebHeaders(),
-            Framed(auth::v1::WatchRevocationsRequest()));
-  conn.StartStreamRead();
-  ASSERT_EQ(ParseFrames(conn.ReadUntilFrames(1, false)).size(), 1u);
+  std::unique_ptr<HttpConnection> stream = OpenHeldStream();
+  ASSERT_NE(stream, nullptr);
+  HttpConnection& conn = *stream;
   EXPECT_EQ(gateway_->live_calls(), 1);
   EXPECT_FALSE(service_.cancelled_.HasBeenNotified());
 
@@ -631,18 +641,16 @@ TEST_F(GatewayTest, BrowserDisconnectCancelsTheBackendStream) {
       metrics,
       "grpc_server_handled_total{grpc_code=\"Canceled\",grpc_method="
       "\"WatchRevocations\",grpc_service=\"im.auth.v1.AuthService\","
-      "grpc_type=\"grpc_web\"} 1"))
+      "grpc_type=\"server_stream\"} 1"))
       << metrics;
 }
 
 TEST_F(GatewayTest, ShutdownEndsOpenStreams) {
   StartGateway();
   service_.hold_ = true;
-  HttpConnection conn(gateway_->port());
-  conn.Send(http::verb::post, kWatchPath, GrpcWebHeaders(),
-            Framed(auth::v1::WatchRevocationsRequest()));
-  conn.StartStreamRead();
-  ASSERT_EQ(ParseFrames(conn.ReadUntilFrames(1, false)).size(), 1u);
+  std::unique_ptr<HttpConnection> stream = OpenHeldStream();
+  ASSERT_NE(stream, nullptr);
+  HttpConnection& conn = *stream;
   gateway_->Shutdown(absl::Milliseconds(100));
   EXPECT_TRUE(service_.cancelled_.WaitForNotificationWithTimeout(
       absl::Seconds(30)));
@@ -679,12 +687,8 @@ TEST_F(GatewayTest, ConcurrentCallsPerClientAreLimited) {
   service_.hold_ = true;
   std::vector<std::unique_ptr<HttpConnection>> streams;
   for (int i = 0; i < 3; ++i) {
-    auto conn = std::make_unique<HttpConnection>(gateway_->port());
-    conn->Send(http::verb::post, kWatchPath, GrpcWebHeaders(),
-               Framed(auth::v1::WatchRevocationsRequest()));
-    conn->StartStreamRead();
-    ASSERT_EQ(ParseFrames(conn->ReadUntilFrames(1, false)).size(), 1u);
-    streams.push_back(std::move(conn));
+    streams.push_back(OpenHeldStream());
+    ASSERT_NE(streams.back(), nullptr);
   }
   HttpConnection extra(gateway_->port());
   HttpResult refused = extra.RoundTrip(http::verb::post, kLoginPath,
@@ -841,7 +845,7 @@ TEST_F(GatewayTest, MetricsCountCallsByMethodAndCode) {
   const std::string metrics = MetricsText();
   const std::string labels =
       "grpc_method=\"Login\",grpc_service=\"im.auth.v1.AuthService\","
-      "grpc_type=\"grpc_web\"";
+      "grpc_type=\"unary\"";
   EXPECT_TRUE(absl::StrContains(
       metrics, absl::StrCat("grpc_server_started_total{", labels, "} 3")))
       << metrics;

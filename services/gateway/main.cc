@@ -1,9 +1,6 @@
 // grpc-web edge: browsers and mobile apps speak grpc-web over HTTP/1.1 here;
 // calls go on to the services over gRPC.
 
-#include <prometheus/exposer.h>
-#include <prometheus/registry.h>
-
 #include <cstdint>
 #include <cstdio>
 #include <memory>
@@ -13,6 +10,11 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_join.h"
+#include "im/auth/v1/auth.pb.h"
+#include "im/history/v1/history.pb.h"
+#include "im/message/v1/message.pb.h"
+#include "im/presence/v1/presence.pb.h"
+#include "observability/server_metrics.h"
 #include "services/common/grpc_server.h"
 #include "services/common/server_flags.h"
 #include "services/gateway/gateway.h"
@@ -52,12 +54,28 @@ namespace {
 
 constexpr char kDefaultListen[] = "127.0.0.1:8080";
 
+// Touches one message of each service's proto file so the linker keeps them
+// and their descriptors are in the generated pool, where the metrics look up
+// each method's kind. Forwarding itself never uses them.
+void LinkServiceDescriptors() {
+  const google::protobuf::Descriptor* descriptors[] = {
+      im::auth::v1::LoginRequest::descriptor(),
+      im::history::v1::GetHistoryRequest::descriptor(),
+      im::message::v1::SubscribeRequest::descriptor(),
+      im::presence::v1::QueryRequest::descriptor(),
+  };
+  for (const auto* descriptor : descriptors) {
+    spdlog::debug("gateway: knows {}", descriptor->file()->name());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   im::BlockTerminationSignals();
   absl::ParseCommandLine(argc, argv);
   im::ConfigureLoggingFromFlags();
+  LinkServiceDescriptors();
 
   if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
     spdlog::critical(
@@ -108,22 +126,21 @@ int main(int argc, char** argv) {
       options.max_connections, absl::FormatDuration(options.idle_timeout),
       absl::FormatDuration(options.write_timeout));
 
-  auto registry = std::make_shared<prometheus::Registry>();
-  std::unique_ptr<prometheus::Exposer> exposer;
-  const std::string metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
-  if (!metrics_listen.empty()) {
-    try {
-      exposer = std::make_unique<prometheus::Exposer>(metrics_listen);
-    } catch (const std::exception& e) {
-      spdlog::critical("gateway: cannot serve metrics on {}: {}",
-                       metrics_listen, e.what());
-      return 1;
-    }
-    exposer->RegisterCollectable(registry);
-    spdlog::info("gateway: metrics on http://{}/metrics", metrics_listen);
+  absl::StatusOr<std::unique_ptr<im::observability::ServerMetrics>>
+      server_metrics = im::observability::ServerMetrics::Create(
+          {absl::GetFlag(FLAGS_metrics_listen)});
+  if (!server_metrics.ok()) {
+    spdlog::critical("gateway: metrics: {}",
+                     server_metrics.status().ToString());
+    return 1;
+  }
+  if (!(*server_metrics)->address().empty()) {
+    spdlog::info("gateway: metrics on http://{}/metrics",
+                 (*server_metrics)->address());
   }
   std::unique_ptr<im::gateway::GatewayMetrics> metrics =
-      im::gateway::MakePrometheusGatewayMetrics(*registry);
+      im::gateway::MakePrometheusGatewayMetrics(
+          (*server_metrics)->registry());
 
   absl::StatusOr<std::unique_ptr<im::gateway::Gateway>> gateway =
       im::gateway::Gateway::Start(options, metrics.get());
