@@ -1,10 +1,13 @@
 #include "services/history/history_suite.h"
 
 #include <algorithm>
+#include <atomic>
 #include <set>
 #include <string>
+#include <thread>
 #include <utility>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "services/common/proto_time.h"
@@ -268,6 +271,94 @@ TEST_P(HistorySuiteTest, PagesStayStableWhileSendsContinue) {
       Page(bob, group, v1::DIRECTION_AFTER, 60, 50);
   EXPECT_EQ(Seqs(caught_up), Range(61, 90));
   EXPECT_FALSE(caught_up.has_more());
+}
+
+TEST_P(HistorySuiteTest, PagesStayExactWhileAnotherThreadSends) {
+  const uint64_t alice = MakeUser("alice");
+  const uint64_t bob = MakeUser("bob");
+  const uint64_t group = MakeGroup(alice, {bob}, At(1));
+  Send(group, alice, 299, At(2));  // 1..300
+
+  // Bob keeps sending small batches while alice pages both ways.
+  std::atomic<bool> stop{false};
+  std::atomic<int> batches{0};
+  std::thread sender;
+  // Joined on every way out of the test, failed assertions included.
+  auto stop_sender = [&] {
+    stop.store(true);
+    if (sender.joinable()) sender.join();
+  };
+  const auto joined = absl::MakeCleanup(stop_sender);
+  sender = std::thread([&] {
+    for (int i = 0; !stop.load() && i < 400; ++i) {
+      std::vector<storage::AppendRequest> batch;
+      for (int j = 0; j < 3; ++j) {
+        storage::AppendRequest request;
+        request.conversation_id = group;
+        request.sender_id = bob;
+        request.client_msg_id = absl::StrCat("live-", i, "-", j);
+        request.message.set_text("live");
+        batch.push_back(std::move(request));
+      }
+      absl::StatusOr<std::vector<storage::AppendOutcome>> outcomes =
+          db_->log()->AppendMessages(batch, At(3 + i));
+      EXPECT_TRUE(outcomes.ok()) << outcomes.status();
+      ++batches;
+    }
+  });
+
+  const v1::GetHistoryResponse newest =
+      Page(alice, group, v1::DIRECTION_BEFORE, 0, 50);
+  const uint64_t top = newest.last_seq();
+  EXPECT_GE(top, 300u);
+  EXPECT_EQ(Seqs(newest), Range(top - 49, top));
+
+  // Backward from the first page: every page is exactly the 50 before.
+  std::vector<uint64_t> older;
+  for (uint64_t anchor = top - 49; anchor > 1;) {
+    const v1::GetHistoryResponse page =
+        Page(alice, group, v1::DIRECTION_BEFORE, anchor, 50);
+    const std::vector<uint64_t> seqs = Seqs(page);
+    ASSERT_FALSE(seqs.empty());
+    ASSERT_EQ(seqs, Range(anchor > 50 ? anchor - 50 : 1, anchor - 1));
+    EXPECT_EQ(page.has_more(), seqs.front() > 1);
+    EXPECT_GE(page.last_seq(), top);
+    older.insert(older.begin(), seqs.begin(), seqs.end());
+    anchor = seqs.front();
+  }
+  EXPECT_EQ(older, Range(1, top - 50));
+
+  // Forward from the newest page while sends land.
+  std::vector<uint64_t> newer;
+  uint64_t anchor = top;
+  uint64_t seen_last = top;
+  for (int round = 0; round < 20; ++round) {
+    const v1::GetHistoryResponse page =
+        Page(alice, group, v1::DIRECTION_AFTER, anchor, 7);
+    const std::vector<uint64_t> seqs = Seqs(page);
+    EXPECT_GE(page.last_seq(), seen_last);
+    seen_last = page.last_seq();
+    EXPECT_EQ(page.has_more(),
+              (seqs.empty() ? anchor : seqs.back()) < page.last_seq());
+    if (seqs.empty()) continue;
+    ASSERT_EQ(seqs, Range(anchor + 1, anchor + seqs.size()));
+    newer.insert(newer.end(), seqs.begin(), seqs.end());
+    anchor = seqs.back();
+  }
+  stop_sender();
+  const uint64_t final_last = 300 + 3 * static_cast<uint64_t>(batches.load());
+  // Catch up to the end after the sender stopped.
+  while (true) {
+    const v1::GetHistoryResponse page =
+        Page(alice, group, v1::DIRECTION_AFTER, anchor, 200);
+    EXPECT_EQ(page.last_seq(), final_last);
+    const std::vector<uint64_t> seqs = Seqs(page);
+    if (seqs.empty()) break;
+    ASSERT_EQ(seqs, Range(anchor + 1, anchor + seqs.size()));
+    newer.insert(newer.end(), seqs.begin(), seqs.end());
+    anchor = seqs.back();
+  }
+  EXPECT_EQ(newer, Range(top + 1, final_last));
 }
 
 TEST_P(HistorySuiteTest, EntriesCarryTheirBodies) {
