@@ -19,6 +19,7 @@
 #include "services/history/conversation_history.h"
 #include "services/history/fake_message_service.h"
 #include "services/history/history_service.h"
+#include "services/message/testing/message_test_env.h"
 #include "storage/database.h"
 
 // The history rules as test suites, run on the in-memory fake
@@ -26,7 +27,8 @@
 // held to the same exact seqs, pages and codes. HistorySuiteTest calls
 // ConversationHistory directly; HistoryServiceSuiteTest goes through gRPC
 // on loopback (authentication, MarkRead forwarded to a fake message
-// service, status codes at the edge):
+// service, status codes at the edge); HistoryWithMessageServiceTest runs
+// the real message service beside it:
 //
 //   INSTANTIATE_HISTORY_SUITES(Fake, HistoryBackend{...});
 
@@ -103,12 +105,31 @@ class HistoryServiceSuiteTest : public HistorySuiteTest {
   std::unique_ptr<v1::HistoryService::Stub> stub_;
 };
 
+// A history server next to the real message service (in-process, same
+// database and token key), for what spans both.
+class HistoryWithMessageServiceTest
+    : public ::testing::TestWithParam<HistoryBackend> {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // The unread count of the caller's only conversation, via history.
+  uint64_t Unread(const std::string& token);
+
+  std::unique_ptr<message::testing::MessageTestEnv> env_;
+  std::unique_ptr<HistoryServiceImpl> service_;
+  std::unique_ptr<GrpcServer> server_;
+  std::unique_ptr<v1::HistoryService::Stub> stub_;
+};
+
 }  // namespace im::history::testing
 
-#define INSTANTIATE_HISTORY_SUITES(prefix, backend)               \
-  INSTANTIATE_TEST_SUITE_P(prefix, HistorySuiteTest,               \
-                           ::testing::Values(backend));            \
-  INSTANTIATE_TEST_SUITE_P(prefix, HistoryServiceSuiteTest,        \
+#define INSTANTIATE_HISTORY_SUITES(prefix, backend)                  \
+  INSTANTIATE_TEST_SUITE_P(prefix, HistorySuiteTest,                  \
+                           ::testing::Values(backend));               \
+  INSTANTIATE_TEST_SUITE_P(prefix, HistoryServiceSuiteTest,           \
+                           ::testing::Values(backend));               \
+  INSTANTIATE_TEST_SUITE_P(prefix, HistoryWithMessageServiceTest,     \
                            ::testing::Values(backend))
 
 #endif  // IM_SERVICES_HISTORY_HISTORY_SUITE_H_

@@ -73,6 +73,9 @@ class MessageTestEnv {
   storage::Database& db() { return *db_; }
   MessageServiceImpl& service() { return *service_; }
   RevocationSet& revocations() { return revocations_; }
+  // Verifies the tokens Token() mints (for other services under test that
+  // must accept the same callers).
+  const Authenticator& authenticator() const { return *authenticator_; }
   RecordingPresence& presence() { return presence_; }
   const std::string& address() const { return server_->address(); }
 
