@@ -1,5 +1,5 @@
 // The presence service binary: flags from //services/common:server_flags
-// plus the peer addresses below; defaults as in CONVENTIONS.md.
+// plus the presence flags below; defaults as in CONVENTIONS.md.
 
 #include <memory>
 #include <string>
@@ -7,25 +7,112 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "im/presence/v1/presence.grpc.pb.h"
+#include "services/common/grpc_server.h"
+#include "services/common/revocation_watcher.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_host.h"
+#include "services/presence/presence_service.h"
+#include "spdlog/spdlog.h"
+#include "storage/fake/fake_database.h"
 
 ABSL_FLAG(std::string, auth_addr, "127.0.0.1:50051",
-          "host:port of the auth service");
+          "host:port of the auth service (revocations feed)");
+ABSL_FLAG(absl::Duration, lease_ttl, absl::Seconds(30),
+          "a message node that does not heartbeat for this long loses its "
+          "device leases (its users go offline)");
+ABSL_FLAG(absl::Duration, grace_period, absl::Seconds(2),
+          "a device that reconnects within this causes no offline/online "
+          "change");
+ABSL_FLAG(absl::Duration, coalesce_window, absl::Milliseconds(100),
+          "presence changes are sent to each subscriber at most once per "
+          "window, one batch with the latest state of each changed user");
+ABSL_FLAG(absl::Duration, last_seen_interval, absl::Seconds(60),
+          "last_seen is written to MySQL at most once per interval per user "
+          "(online users are refreshed once per interval)");
+ABSL_FLAG(absl::Duration, last_seen_flush_period, absl::Seconds(1),
+          "how often due last_seen values are written (in batches)");
+ABSL_FLAG(absl::Duration, visibility_cache_ttl, absl::Seconds(5),
+          "how long 'who shares a conversation with whom' answers are cached");
+ABSL_FLAG(absl::Duration, visibility_refresh, absl::Seconds(30),
+          "how often live subscriptions re-check whom they may see");
+ABSL_FLAG(absl::Duration, idle_retention, absl::Minutes(10),
+          "offline users untouched this long are dropped from memory");
+ABSL_FLAG(int, max_subscriptions_per_user, 32,
+          "Subscribe streams one user may hold");
+ABSL_FLAG(int, worker_threads, 4,
+          "threads for Query, SetStatus and Subscribe set-up (MySQL reads)");
 
 namespace im {
 namespace {
 
+absl::StatusOr<presence::PresenceServiceImpl::Options> OptionsFromFlags() {
+  presence::PresenceServiceImpl::Options options;
+  options.lease_ttl = absl::GetFlag(FLAGS_lease_ttl);
+  options.grace_period = absl::GetFlag(FLAGS_grace_period);
+  options.coalesce_window = absl::GetFlag(FLAGS_coalesce_window);
+  options.last_seen_interval = absl::GetFlag(FLAGS_last_seen_interval);
+  options.last_seen_flush_period = absl::GetFlag(FLAGS_last_seen_flush_period);
+  options.visibility_cache_ttl = absl::GetFlag(FLAGS_visibility_cache_ttl);
+  options.visibility_refresh = absl::GetFlag(FLAGS_visibility_refresh);
+  options.idle_retention = absl::GetFlag(FLAGS_idle_retention);
+  if (absl::GetFlag(FLAGS_max_subscriptions_per_user) < 1 ||
+      absl::GetFlag(FLAGS_worker_threads) < 1) {
+    return absl::InvalidArgumentError(
+        "--max_subscriptions_per_user and --worker_threads must be >= 1");
+  }
+  options.max_subscriptions_per_user =
+      static_cast<size_t>(absl::GetFlag(FLAGS_max_subscriptions_per_user));
+  options.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  return options;
+}
+
 absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService() {
+  absl::StatusOr<presence::PresenceServiceImpl::Options> options =
+      OptionsFromFlags();
+  if (!options.ok()) return options.status();
   auto bundle = std::make_unique<ServiceBundle>();
   // Loaded up front so that a bad key file fails the start, not a call.
   absl::StatusOr<std::unique_ptr<TokenCodec>> tokens = TokenCodecFromFlags();
   if (!tokens.ok()) return tokens.status();
-  bundle->Own(*std::move(tokens));
-  // Wired to presence::PresenceServiceImpl once the MySQL stores land.
-  bundle->Serve(bundle->Own(
-      std::make_unique<presence::v1::PresenceService::Service>()));
+  const TokenCodec* codec = bundle->Own(*std::move(tokens));
+
+  storage::Database* database = nullptr;
+  if (absl::GetFlag(FLAGS_mysql_dsn) == "memory:") {
+    spdlog::warn(
+        "--mysql_dsn=memory: users, conversations and last_seen live in "
+        "memory and are lost at exit (development only)");
+    database = bundle->Own(std::make_unique<storage::FakeDatabase>());
+  } else {
+    return absl::UnimplementedError(
+        "the MySQL stores are not wired in yet; use --mysql_dsn=memory:");
+  }
+
+  // Revocations from auth: subscriptions of a revoked session end at once.
+  auto* revocations = bundle->Own(std::make_unique<RevocationSet>());
+  auto* internal_tokens =
+      bundle->Own(std::make_unique<InternalTokenSource>(codec));
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> auth_channel =
+      MakeChannel(absl::GetFlag(FLAGS_auth_addr), PeerTlsOptionsFromFlags());
+  if (!auth_channel.ok()) return auth_channel.status();
+  absl::StatusOr<std::unique_ptr<RevocationWatcher>> watcher =
+      RevocationWatcher::Create(RevocationWatcher::Options{}, *auth_channel,
+                                revocations, internal_tokens);
+  if (!watcher.ok()) return watcher.status();
+  RevocationWatcher* revocation_watcher = bundle->Own(*std::move(watcher));
+  const Authenticator* authenticator =
+      bundle->Own(std::make_unique<Authenticator>(codec, revocations));
+
+  absl::StatusOr<std::unique_ptr<presence::PresenceServiceImpl>> service =
+      presence::PresenceServiceImpl::Create(*options, authenticator,
+                                            database->users(),
+                                            database->reader(), revocations);
+  if (!service.ok()) return service.status();
+  presence::PresenceServiceImpl* presence = bundle->Own(*std::move(service));
+  bundle->Serve(presence);
+  // End the Subscribe streams so the server's Shutdown need not wait for
+  // them, and write every pending last_seen.
+  bundle->OnDrain([presence] { presence->Shutdown(); });
+  bundle->OnStop([revocation_watcher] { revocation_watcher->Stop(); });
   return bundle;
 }
 

@@ -8,7 +8,7 @@
 // measured alone; the load (lease clients, subscribers over a few shared
 // channels) runs in the parent. Not part of the test suite.
 //
-//   bazel run -c opt //services/presence:presence_bench -- --seconds=30
+//   bazel run //services/presence:presence_bench -- --seconds=30
 
 #include <fcntl.h>
 #include <signal.h>
@@ -114,7 +114,8 @@ int RunServer() {
   server_options.max_concurrent_streams = 1024;
   auto server = GrpcServer::Start(server_options, {service->get()});
   if (!server.ok()) Die(server.status().ToString());
-  std::cout << (*server)->port() << std::endl;
+  // The driver looks for this line (logs share stdout).
+  std::cout << "presence_bench_port=" << (*server)->port() << std::endl;
   // Runs until the driver closes our stdin.
   char byte;
   while (read(STDIN_FILENO, &byte, 1) > 0) {
@@ -281,10 +282,22 @@ int RunDriver(const char* self) {
   close(from_child[1]);
   FILE* child_out = fdopen(from_child[0], "r");
   int port = 0;
-  if (fscanf(child_out, "%d", &port) != 1) Die("server did not start");
+  char line[512];
+  while (port == 0 && fgets(line, sizeof(line), child_out) != nullptr) {
+    if (sscanf(line, "presence_bench_port=%d", &port) != 1) port = 0;
+  }
+  if (port == 0) Die("server did not start");
   const std::string address = absl::StrCat("127.0.0.1:", port);
   std::cout << "presence server pid " << child << " on " << address
             << std::endl;
+  const auto report_rss = [child](const char* phase) {
+    const ProcessUsage usage = ReadUsage(child);
+    std::cout << absl::StrFormat("presence RSS %s: %.1f MiB", phase,
+                                 usage.rss_kb / 1024.0)
+              << std::endl;
+  };
+  // Mostly the storage fake (users, groups): the baseline to subtract.
+  report_rss("after start-up (storage fake filled)");
 
   const int users = absl::GetFlag(FLAGS_users);
   const int total_users = TotalUsers();
@@ -332,6 +345,7 @@ int RunDriver(const char* self) {
   std::cout << absl::StrFormat("%d leases opened in %.2f s", users,
                                absl::ToDoubleSeconds(absl::Now() - lease_start))
             << std::endl;
+  report_rss("with the leases");
 
   // Subscribers, spread over a few connections (a distinct channel argument
   // keeps gRPC from sharing one connection).
@@ -362,6 +376,7 @@ int RunDriver(const char* self) {
                    subscribers, absl::GetFlag(FLAGS_watch),
                    absl::ToDoubleSeconds(absl::Now() - subscribe_start))
             << std::endl;
+  report_rss("with the subscriptions");
 
   // Churn: every 10 ms, half the ops disconnect a random online user and
   // half connect a random offline one.

@@ -9,6 +9,9 @@
 namespace im::presence {
 namespace {
 
+// Batches up to this size keep their messages allocated between writes.
+constexpr int kKeptBatchSize = 16;
+
 size_t Fingerprint(const v1::Presence& presence) {
   return absl::Hash<std::string>{}(presence.SerializeAsString());
 }
@@ -54,6 +57,12 @@ void PresenceSubscription::OnWriteDone(bool ok) {
   {
     absl::MutexLock lock(&mu_);
     write_in_flight_ = false;
+    // Clear() keeps every message for reuse; a snapshot's worth is freed.
+    if (batch_.presences_size() > kKeptBatchSize) {
+      batch_ = v1::PresenceBatch();
+    } else {
+      batch_.Clear();
+    }
     if (!ok && !finish_requested_) {
       // The client is gone; the status only completes the call.
       finish_requested_ = true;
