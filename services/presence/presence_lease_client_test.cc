@@ -26,25 +26,11 @@ class PresenceLeaseClientTest : public ::testing::Test {
   }
 
   std::unique_ptr<PresenceLeaseClient> Client(const std::string& node) {
-    PresenceLeaseClient::Options options;
-    options.node_id = node;
-    options.min_backoff = absl::Milliseconds(20);
-    options.max_backoff = absl::Milliseconds(100);
-    auto client = PresenceLeaseClient::Create(
-        options, harness_->channel(),
-        [this] { return harness_->InternalToken(); });
-    EXPECT_TRUE(client.ok()) << client.status();
-    return client.ok() ? *std::move(client) : nullptr;
+    return harness_->LeaseClient(node);
   }
-
   static DeviceStream Stream(uint64_t user, uint64_t session,
                              const std::string& name = "phone") {
-    DeviceStream stream;
-    stream.user_id = user;
-    stream.session_id = session;
-    stream.device_kind = auth::v1::DEVICE_KIND_MOBILE;
-    stream.device_name = name;
-    return stream;
+    return MobileStream(user, session, name);
   }
 
   size_t ServerLeases() { return harness_->service()->stats().leases; }

@@ -146,25 +146,11 @@ class PresenceServiceTest : public ::testing::Test {
                                           : v1::Presence();
   }
   std::unique_ptr<PresenceLeaseClient> LeaseClient(const std::string& node) {
-    PresenceLeaseClient::Options options;
-    options.node_id = node;
-    options.min_backoff = absl::Milliseconds(20);
-    options.max_backoff = absl::Milliseconds(100);
-    options.rpc_timeout = absl::Seconds(2);
-    auto client = PresenceLeaseClient::Create(
-        options, harness_->channel(),
-        [this] { return harness_->InternalToken(); });
-    EXPECT_TRUE(client.ok()) << client.status();
-    return client.ok() ? *std::move(client) : nullptr;
+    return harness_->LeaseClient(node);
   }
   static DeviceStream Stream(uint64_t user, uint64_t session,
                              const std::string& name) {
-    DeviceStream stream;
-    stream.user_id = user;
-    stream.session_id = session;
-    stream.device_kind = auth::v1::DEVICE_KIND_DESKTOP;
-    stream.device_name = name;
-    return stream;
+    return MobileStream(user, session, name);
   }
 
   storage::FakeDatabase database_;
@@ -294,7 +280,7 @@ TEST_F(PresenceServiceTest, OnlineWhileEitherOfTwoDevicesIsConnected) {
   v1::Presence presence = QueryOne(alice_, bob_);
   EXPECT_EQ(presence.state(), PRESENCE_STATE_ONLINE);
   EXPECT_EQ(presence.devices(0).name(), "phone");
-  EXPECT_EQ(presence.devices(0).kind(), auth::v1::DEVICE_KIND_DESKTOP);
+  EXPECT_EQ(presence.devices(0).kind(), auth::v1::DEVICE_KIND_MOBILE);
   EXPECT_EQ(presence.devices(1).name(), "laptop");
   EXPECT_FALSE(presence.has_last_seen());
 

@@ -80,6 +80,29 @@ void PresenceHarness::Stop() {
   service_.reset();
 }
 
+std::unique_ptr<PresenceLeaseClient> PresenceHarness::LeaseClient(
+    const std::string& node) {
+  PresenceLeaseClient::Options options;
+  options.node_id = node;
+  options.min_backoff = absl::Milliseconds(20);
+  options.max_backoff = absl::Milliseconds(100);
+  options.rpc_timeout = absl::Seconds(2);
+  auto client = PresenceLeaseClient::Create(options, channel_,
+                                            [this] { return InternalToken(); });
+  Check(client.ok(), client.status().ToString());
+  return *std::move(client);
+}
+
+DeviceStream MobileStream(uint64_t user_id, uint64_t session_id,
+                          const std::string& name) {
+  DeviceStream stream;
+  stream.user_id = user_id;
+  stream.session_id = session_id;
+  stream.device_kind = auth::v1::DEVICE_KIND_MOBILE;
+  stream.device_name = name;
+  return stream;
+}
+
 std::string PresenceHarness::UserToken(uint64_t user_id,
                                        uint64_t session_id) const {
   Caller caller;

@@ -19,6 +19,8 @@
 #include "services/common/access_token.h"
 #include "services/common/authenticator.h"
 #include "services/common/grpc_server.h"
+#include "services/presence/device_presence_reporter.h"
+#include "services/presence/presence_lease_client.h"
 #include "services/presence/presence_service.h"
 #include "storage/database.h"
 
@@ -115,6 +117,9 @@ class PresenceHarness {
   CountingUserStore* users() { return &counting_users_; }
   RevocationSet* revocations() { return &revocations_; }
 
+  // A lease client for `node` with short retry backoffs.
+  std::unique_ptr<PresenceLeaseClient> LeaseClient(const std::string& node);
+
   std::string UserToken(uint64_t user_id, uint64_t session_id) const;
   std::string InternalToken() const;
   // A context carrying `token` (may be empty: no header).
@@ -158,6 +163,10 @@ class BatchReader {
   std::optional<grpc::Status> status_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
 };
+
+// A mobile device stream.
+DeviceStream MobileStream(uint64_t user_id, uint64_t session_id,
+                          const std::string& name = "phone");
 
 // Polls `done` until it holds or `timeout` passes; returns its last value.
 bool WaitUntil(const std::function<bool()>& done, absl::Duration timeout);
