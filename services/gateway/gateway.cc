@@ -676,6 +676,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         context.AddMetadata(name, std::string(value));
       }
     }
+    // The client's address for per-client limits in the services (auth
+    // trusts the last entry when the gateway is a --trusted_proxies entry).
+    std::string forwarded_for = client_address_;
+    auto forwarded_it = req.find("x-forwarded-for");
+    if (forwarded_it != req.end() &&
+        IsPrintableAscii(ToAbsl(forwarded_it->value()))) {
+      forwarded_for =
+          absl::StrCat(ToAbsl(forwarded_it->value()), ", ", client_address_);
+    }
+    context.AddMetadata("x-forwarded-for", forwarded_for);
     if (timeout.has_value()) {
       context.set_deadline(absl::ToChronoTime(absl::Now() + *timeout));
     }

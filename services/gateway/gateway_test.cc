@@ -117,6 +117,14 @@ class FakeAuthService final : public auth::v1::AuthService::Service {
     absl::MutexLock lock(&mu_);
     return last_request_id_;
   }
+  bool last_had_cookie() {
+    absl::MutexLock lock(&mu_);
+    return last_had_cookie_;
+  }
+  std::string last_forwarded_for() {
+    absl::MutexLock lock(&mu_);
+    return last_forwarded_for_;
+  }
   std::optional<absl::Duration> last_deadline_left() {
     absl::MutexLock lock(&mu_);
     return last_deadline_left_;
@@ -136,6 +144,12 @@ class FakeAuthService final : public auth::v1::AuthService::Service {
     last_authorization_ =
         auth == md.end() ? "" : std::string(auth->second.data(),
                                             auth->second.size());
+    last_had_cookie_ = md.find("cookie") != md.end();
+    auto forwarded = md.find("x-forwarded-for");
+    last_forwarded_for_ =
+        forwarded == md.end()
+            ? ""
+            : std::string(forwarded->second.data(), forwarded->second.size());
     auto id = md.find("x-request-id");
     last_request_id_ =
         id == md.end() ? "" : std::string(id->second.data(), id->second.size());
@@ -150,6 +164,8 @@ class FakeAuthService final : public auth::v1::AuthService::Service {
   absl::Mutex mu_;
   std::string last_authorization_ ABSL_GUARDED_BY(mu_);
   std::string last_request_id_ ABSL_GUARDED_BY(mu_);
+  std::string last_forwarded_for_ ABSL_GUARDED_BY(mu_);
+  bool last_had_cookie_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<absl::Duration> last_deadline_left_ ABSL_GUARDED_BY(mu_);
 };
 
@@ -489,12 +505,14 @@ TEST_F(GatewayTest, PassesAuthorizationAndTimeoutAndReturnsTrailers) {
   EXPECT_EQ(anonymous.header("grpc-status"), "16");
   EXPECT_EQ(service_.last_authorization(), "");
   EXPECT_FALSE(service_.last_deadline_left().has_value());
+  EXPECT_EQ(service_.last_forwarded_for(), "127.0.0.1");
 
   Headers headers = GrpcWebHeaders();
   headers.push_back({"authorization", "Bearer good"});
   headers.push_back({"x-request-id", "req-1"});
   headers.push_back({"grpc-timeout", "5S"});
   headers.push_back({"cookie", "session=should-not-pass"});
+  headers.push_back({"x-forwarded-for", "203.0.113.9"});
   HttpResult result = conn.RoundTrip(http::verb::post, kWhoAmIPath, headers, body);
   ASSERT_EQ(result.status, 200);
   std::vector<Frame> frames = ParseFrames(result.response.body());
@@ -508,6 +526,9 @@ TEST_F(GatewayTest, PassesAuthorizationAndTimeoutAndReturnsTrailers) {
   EXPECT_EQ(trailers["x-trace"], "abc");
   EXPECT_EQ(service_.last_authorization(), "Bearer good");
   EXPECT_EQ(service_.last_request_id(), "req-1");
+  EXPECT_FALSE(service_.last_had_cookie());
+  // The gateway appends the address it saw; services trust only that one.
+  EXPECT_EQ(service_.last_forwarded_for(), "203.0.113.9, 127.0.0.1");
   std::optional<absl::Duration> left = service_.last_deadline_left();
   ASSERT_TRUE(left.has_value());
   EXPECT_GT(*left, absl::ZeroDuration());
