@@ -1,5 +1,6 @@
 #include "storage/membership_rules.h"
 
+#include <set>
 #include <tuple>
 
 #include "absl/strings/str_cat.h"
@@ -26,6 +27,32 @@ absl::StatusOr<std::string> MemberChangeClientMsgId(absl::string_view requested,
   // '~' is outside the client alphabet, and seqs are unique per
   // conversation.
   return absl::StrCat("~", seq);
+}
+
+absl::StatusOr<std::vector<uint64_t>> GroupMembersToCreate(
+    uint64_t creator, const std::string& title,
+    absl::Span<const uint64_t> members, uint32_t max_members,
+    const std::string& client_msg_id) {
+  if (auto s = ValidateTitle(title); !s.ok()) return s;
+  if (auto s = ValidateMemberChangeClientMsgId(client_msg_id); !s.ok()) {
+    return s;
+  }
+  std::set<uint64_t> unique(members.begin(), members.end());
+  unique.insert(creator);
+  if (auto s = CheckGroupSize(unique.size(), max_members, "group too large");
+      !s.ok()) {
+    return s;
+  }
+  return std::vector<uint64_t>(unique.begin(), unique.end());
+}
+
+absl::Status ValidateDirectPair(uint64_t a, uint64_t b,
+                                const std::string& client_msg_id) {
+  if (a == b) {
+    return absl::InvalidArgumentError(
+        "a direct conversation needs two different users");
+  }
+  return ValidateMemberChangeClientMsgId(client_msg_id);
 }
 
 absl::Status CheckGroupChange(const ConversationRecord* conversation,

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
@@ -32,6 +33,17 @@ absl::Status ValidateMemberChangeClientMsgId(absl::string_view requested);
 absl::Status ValidateNewRole(MemberRole role);
 // FAILED_PRECONDITION when a member would remove themselves.
 absl::Status CheckNotSelfRemoval(uint64_t actor, uint64_t user);
+
+// CreateGroup's arguments: the title, client_msg_id and size; returns the
+// members (creator included) ascending without repeats.
+absl::StatusOr<std::vector<uint64_t>> GroupMembersToCreate(
+    uint64_t creator, const std::string& title,
+    absl::Span<const uint64_t> members, uint32_t max_members,
+    const std::string& client_msg_id);
+
+// GetOrCreateDirect's arguments: two different users and client_msg_id.
+absl::Status ValidateDirectPair(uint64_t a, uint64_t b,
+                                const std::string& client_msg_id);
 
 // AddMembers/RemoveMember/Leave/SetRole: the conversation exists, `actor` is
 // an active member, and it is a group.

@@ -142,20 +142,13 @@ class FakeConversationLog : public ConversationLog {
                                            uint32_t max_members,
                                            const std::string& client_msg_id,
                                            absl::Time now) override {
-    if (auto s = ValidateTitle(title); !s.ok()) return s;
-    if (auto s = ValidateMemberChangeClientMsgId(client_msg_id); !s.ok()) {
-      return s;
-    }
+    absl::StatusOr<std::vector<uint64_t>> ids = GroupMembersToCreate(
+        creator, title, members, max_members, client_msg_id);
+    if (!ids.ok()) return ids.status();
     now = StoredTime(now);
-    std::set<uint64_t> ids(members.begin(), members.end());
-    ids.insert(creator);
-    if (auto s = CheckGroupSize(ids.size(), max_members, "group too large");
-        !s.ok()) {
-      return s;
-    }
     absl::MutexLock lock(&state_->mu);
     if (auto s = state_->ConsumeFailureLocked(); !s.ok()) return s;
-    for (uint64_t id : ids) {
+    for (uint64_t id : *ids) {
       if (state_->users.count(id) == 0) {
         return absl::NotFoundError(absl::StrCat("user not found: ", id));
       }
@@ -164,13 +157,13 @@ class FakeConversationLog : public ConversationLog {
         NewConversation(ConversationKind::CONVERSATION_KIND_GROUP, creator,
                         now);
     conversation.title = title;
-    for (uint64_t id : ids) {
+    for (uint64_t id : *ids) {
       state_->JoinLocked(conversation, id,
                   id == creator ? MemberRole::MEMBER_ROLE_OWNER
                                 : MemberRole::MEMBER_ROLE_MEMBER,
                   1, now);
     }
-    const std::vector<uint64_t> all(ids.begin(), ids.end());
+    const std::vector<uint64_t>& all = *ids;
     MemberEvent event = Event(MemberEvent::KIND_CREATED, all);
     event.set_title(title);
     absl::StatusOr<Entry> entry = state_->AppendMemberEventLocked(
@@ -183,13 +176,7 @@ class FakeConversationLog : public ConversationLog {
   absl::StatusOr<DirectResult> GetOrCreateDirect(
       uint64_t a, uint64_t b, const std::string& client_msg_id,
       absl::Time now) override {
-    if (a == b) {
-      return absl::InvalidArgumentError(
-          "a direct conversation needs two different users");
-    }
-    if (auto s = ValidateMemberChangeClientMsgId(client_msg_id); !s.ok()) {
-      return s;
-    }
+    if (auto s = ValidateDirectPair(a, b, client_msg_id); !s.ok()) return s;
     now = StoredTime(now);
     const uint64_t lo = std::min(a, b);
     const uint64_t hi = std::max(a, b);
