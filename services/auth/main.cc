@@ -11,6 +11,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
 #include "services/auth/auth_service.h"
+#include "services/common/database_flags.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_host.h"
 #include "spdlog/spdlog.h"
@@ -132,8 +133,10 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildAuthService() {
         "and are lost at exit (development only)");
     database = bundle->Own(std::make_unique<storage::FakeDatabase>());
   } else {
-    return absl::UnimplementedError(
-        "the MySQL stores are not wired in yet; use --mysql_dsn=memory:");
+    absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> mysql =
+        OpenDatabaseFromFlags();
+    if (!mysql.ok()) return mysql.status();
+    database = bundle->Own(*std::move(mysql));
   }
 
   absl::StatusOr<std::unique_ptr<auth::AuthServiceImpl>> service =

@@ -1,0 +1,36 @@
+#include "services/common/database_flags.h"
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_join.h"
+#include "services/common/server_flags.h"
+#include "spdlog/spdlog.h"
+#include "storage/migrations/migrations.h"
+
+ABSL_FLAG(bool, migrate, true,
+          "Apply the embedded schema migrations at start-up (--nomigrate to "
+          "skip, e.g. when a separate migrate step owns the schema)");
+
+namespace im {
+
+absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> OpenDatabaseFromFlags(
+    storage::MysqlPoolObserver* observer) {
+  absl::StatusOr<storage::MysqlOptions> options =
+      storage::ParseMysqlDsn(absl::GetFlag(FLAGS_mysql_dsn));
+  if (!options.ok()) return options.status();
+  if (absl::GetFlag(FLAGS_migrate)) {
+    storage::MysqlOptions migration_options = *options;
+    migration_options.pool_size = 1;
+    absl::StatusOr<std::unique_ptr<storage::MysqlPool>> pool =
+        storage::MysqlPool::Create(migration_options);
+    if (!pool.ok()) return pool.status();
+    absl::StatusOr<storage::MigrationReport> report =
+        storage::ApplyMigrations(**pool, storage::EmbeddedMigrations());
+    if (!report.ok()) return report.status();
+    spdlog::info("schema of {} at version {} (applied now: [{}])",
+                 storage::RedactedMysqlDsn(*options), report->current_version,
+                 absl::StrJoin(report->applied, ", "));
+  }
+  return storage::MysqlDatabase::Create(*options, observer);
+}
+
+}  // namespace im

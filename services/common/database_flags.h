@@ -1,0 +1,25 @@
+#ifndef IM_SERVICES_COMMON_DATABASE_FLAGS_H_
+#define IM_SERVICES_COMMON_DATABASE_FLAGS_H_
+
+#include <memory>
+
+#include "absl/flags/declare.h"
+#include "absl/status/statusor.h"
+#include "storage/mysql/mysql_database.h"
+
+// For main.cc files of services with a database: --mysql_dsn (from
+// server_flags) and --migrate.
+ABSL_DECLARE_FLAG(bool, migrate);
+
+namespace im {
+
+// Opens the stores on --mysql_dsn, after bringing the schema up to date
+// with the embedded migrations unless --nomigrate (safe when several
+// services start at once: the runner holds a named lock). `observer` may be
+// null and must outlive the database.
+absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> OpenDatabaseFromFlags(
+    storage::MysqlPoolObserver* observer = nullptr);
+
+}  // namespace im
+
+#endif  // IM_SERVICES_COMMON_DATABASE_FLAGS_H_
