@@ -198,6 +198,7 @@ void StreamSession::OnEntry(const FramePtr& frame) {
     absl::MutexLock lock(&mu_);
     if (!AcceptingLocked()) return;
     OnEntryLocked(frame);
+    ProcessFetchQueueLocked();
     action = NextTransportActionLocked();
   }
   Perform(std::move(action));
