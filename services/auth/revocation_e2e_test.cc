@@ -139,7 +139,7 @@ class RevocationEndToEndTest : public ::testing::TestWithParam<bool> {
     auto server = GrpcServer::Start(server_options, {auth_service_.get()});
     ASSERT_TRUE(server.ok()) << server.status();
     auth_server_ = *std::move(server);
-    auth_address_ = absl::StrCat("localhost:", auth_server_->port());
+    auth_address_ = absl::StrCat("127.0.0.1:", auth_server_->port());
     auto channel = MakeChannel(auth_address_, client_tls_);
     ASSERT_TRUE(channel.ok());
     auth_stub_ = v1::AuthService::NewStub(*channel);
@@ -180,7 +180,7 @@ class RevocationEndToEndTest : public ::testing::TestWithParam<bool> {
 
   grpc::Status OtherWhoAmI(const std::string& token) {
     auto channel = MakeChannel(
-        absl::StrCat("localhost:", other_server_->port()), client_tls_);
+        absl::StrCat("127.0.0.1:", other_server_->port()), client_tls_);
     EXPECT_TRUE(channel.ok());
     auto stub = v1::AuthService::NewStub(*channel);
     v1::WhoAmIResponse response;
