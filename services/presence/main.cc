@@ -7,6 +7,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "services/common/database_flags.h"
 #include "services/common/grpc_server.h"
 #include "services/common/revocation_watcher.h"
 #include "services/common/server_flags.h"
@@ -83,8 +84,10 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService() {
         "memory and are lost at exit (development only)");
     database = bundle->Own(std::make_unique<storage::FakeDatabase>());
   } else {
-    return absl::UnimplementedError(
-        "the MySQL stores are not wired in yet; use --mysql_dsn=memory:");
+    absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> mysql =
+        OpenDatabaseFromFlags();
+    if (!mysql.ok()) return mysql.status();
+    database = bundle->Own(*std::move(mysql));
   }
 
   // Revocations from auth: subscriptions of a revoked session end at once.

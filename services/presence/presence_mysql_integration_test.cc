@@ -12,8 +12,7 @@
 #include "gtest/gtest.h"
 #include "services/common/proto_time.h"
 #include "services/presence/presence_test_support.h"
-#include "storage/mysql/mysql_database.h"
-#include "storage/testing/test_database.h"
+#include "storage/testing/mysql_test_database.h"
 
 namespace im::presence {
 namespace {
@@ -24,11 +23,8 @@ constexpr absl::Duration kWait = absl::Seconds(10);
 class PresenceMysqlTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    test_database_ = storage::testing::TestDatabase::CreateOrFail();
-    ASSERT_NE(test_database_, nullptr);
-    auto database = storage::MysqlDatabase::Create(test_database_->options());
-    ASSERT_TRUE(database.ok()) << database.status();
-    database_ = *std::move(database);
+    database_ = storage::testing::MakeMysqlTestDatabase();
+    ASSERT_NE(database_, nullptr);
     alice_ = CreateUser("alice");
     bob_ = CreateUser("bob");
     dave_ = CreateUser("dave");
@@ -49,7 +45,6 @@ class PresenceMysqlTest : public ::testing::Test {
   void TearDown() override {
     harness_.reset();
     database_.reset();
-    test_database_.reset();
   }
 
   uint64_t CreateUser(const std::string& name) {
@@ -83,8 +78,7 @@ class PresenceMysqlTest : public ::testing::Test {
     return record.ok() ? record->last_seen_at : std::nullopt;
   }
 
-  std::unique_ptr<storage::testing::TestDatabase> test_database_;
-  std::unique_ptr<storage::MysqlDatabase> database_;
+  std::unique_ptr<storage::Database> database_;
   std::unique_ptr<PresenceHarness> harness_;
   uint64_t alice_ = 0, bob_ = 0, dave_ = 0;
 };

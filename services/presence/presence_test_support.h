@@ -30,7 +30,8 @@
 
 namespace im::presence {
 
-// Forwards to another UserStore and counts last_seen writes per user.
+// Forwards to another UserStore and counts successful last_seen writes per
+// user.
 class CountingUserStore final : public storage::UserStore {
  public:
   explicit CountingUserStore(storage::UserStore* inner) : inner_(inner) {}
