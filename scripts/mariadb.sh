@@ -252,7 +252,9 @@ cmd_kill() {
 }
 
 # One command at a time per DIR (two tests starting the same instance).
-exec 9> "$DIR/.lock"
+# Not ".lock": servers started by the first version of this script inherited
+# and still hold that file's lock.
+exec 9> "$DIR/.command.lock"
 flock 9
 
 case "$CMD" in
