@@ -10,7 +10,9 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "services/common/authenticator.h"
@@ -46,8 +48,11 @@ class AuthServiceTest : public ::testing::Test {
   }
 
   void Start() {
-    auto service = AuthServiceImpl::Create(options_, db_.users(),
-                                           db_.sessions(), codec_.get());
+    // A still clock: throttle refills cannot blur the exact retry hints.
+    const absl::Time now = now_;
+    auto service =
+        AuthServiceImpl::Create(options_, db_.users(), db_.sessions(),
+                                codec_.get(), [now] { return now; });
     ASSERT_TRUE(service.ok()) << service.status();
     service_ = *std::move(service);
     auto server = GrpcServer::Start(ServerOptions{}, {service_.get()});
@@ -104,6 +109,7 @@ class AuthServiceTest : public ::testing::Test {
   }
 
   storage::FakeDatabase db_;
+  const absl::Time now_ = absl::Now();
   std::unique_ptr<TokenCodec> codec_;
   std::unique_ptr<InternalTokenSource> internal_tokens_;
   AuthServiceImpl::Options options_;
@@ -346,6 +352,73 @@ TEST_F(AuthServiceTest, RefreshAndServiceAccountsOverGrpc) {
                   .ok());
   EXPECT_EQ(WhoAmI(exchanged.tokens().access_token()).error_code(),
             grpc::StatusCode::UNAUTHENTICATED);
+}
+
+TEST_F(AuthServiceTest, LoginBurstIsBoundedAndOtherCallsStillAnswer) {
+  // One hashing thread, one waiting slot, and a hash slow enough that a
+  // burst of 16 cannot drain while it arrives.
+  options_.credential_threads = 1;
+  options_.credential_queue = 1;
+  options_.password_hashing.opslimit = 3;
+  options_.password_hashing.memlimit_bytes = size_t{64} << 20;
+  options_.accounts.login_throttle.per_username = {1000, absl::Seconds(1)};
+  options_.accounts.login_throttle.per_peer = {1000, absl::Seconds(1)};
+  Start();
+  Register("alice");
+  v1::TokenPair tokens = MustLogin("alice");
+
+  constexpr int kBurst = 16;
+  struct Call {
+    grpc::ClientContext context;
+    v1::LoginRequest request;
+    v1::LoginResponse response;
+    grpc::Status status;
+  };
+  std::vector<std::unique_ptr<Call>> calls;
+  absl::Mutex mu;
+  int done = 0;
+  for (int i = 0; i < kBurst; ++i) {
+    calls.push_back(std::make_unique<Call>());
+    Call* call = calls.back().get();
+    call->request.set_username("alice");
+    call->request.set_password(kPassword);
+    stub_->async()->Login(&call->context, &call->request, &call->response,
+                          [call, &mu, &done](grpc::Status status) {
+                            absl::MutexLock lock(&mu);
+                            call->status = std::move(status);
+                            ++done;
+                          });
+  }
+  // While logins wait for the hashing thread, other RPCs are served.
+  v1::ListSessionsResponse sessions;
+  grpc::Status listed =
+      stub_->ListSessions(Context(tokens.access_token()).get(),
+                          v1::ListSessionsRequest(), &sessions);
+  EXPECT_TRUE(listed.ok()) << listed.error_message();
+  {
+    absl::MutexLock lock(&mu);
+    mu.Await(absl::Condition(
+        +[](int* n) { return *n == kBurst; }, &done));
+  }
+  int ok = 0;
+  int refused = 0;
+  for (const auto& call : calls) {
+    if (call->status.ok()) {
+      ++ok;
+      continue;
+    }
+    ASSERT_EQ(call->status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << call->status.error_message();
+    EXPECT_EQ(call->status.error_message(), "auth is overloaded; retry in 1 s");
+    const auto& trailers = call->context.GetServerTrailingMetadata();
+    auto it = trailers.find("retry-after-ms");
+    ASSERT_NE(it, trailers.end());
+    EXPECT_EQ(std::string(it->second.data(), it->second.size()), "1000");
+    ++refused;
+  }
+  EXPECT_GE(ok, 1);
+  EXPECT_GE(refused, 1);
+  EXPECT_EQ(ok + refused, kBurst);
 }
 
 }  // namespace
