@@ -1,5 +1,8 @@
-// The message service binary: flags from //services/common:server_flags
-// plus the peer addresses below; defaults as in CONVENTIONS.md.
+// The message service binary: flags from //services/common:server_flags and
+// :database_flags plus the message flags below; defaults as in
+// CONVENTIONS.md.
+
+#include <unistd.h>
 
 #include <memory>
 #include <string>
@@ -7,29 +10,214 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "services/common/authenticator.h"
+#include "services/common/database_flags.h"
+#include "services/common/grpc_server.h"
+#include "services/common/revocation_watcher.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_host.h"
-#include "im/message/v1/message.grpc.pb.h"
+#include "services/message/message_service.h"
+#include "services/presence/presence_lease_client.h"
+#include "spdlog/spdlog.h"
+#include "storage/fake/fake_database.h"
 
 ABSL_FLAG(std::string, auth_addr, "127.0.0.1:50051",
-          "host:port of the auth service");
+          "host:port of the auth service (revocation feed); empty = no feed, "
+          "revoked sessions then last until their access tokens expire");
 ABSL_FLAG(std::string, presence_addr, "127.0.0.1:50052",
-          "host:port of the presence service");
+          "host:port of the presence service; empty = do not report devices");
+ABSL_FLAG(std::string, node_id, "",
+          "This node's id towards presence, unique and stable across "
+          "restarts; empty = message-<hostname>");
+ABSL_FLAG(absl::Duration, revocation_retention, absl::Minutes(16),
+          "How long revocations are remembered: the access token TTL plus "
+          "clock skew");
+ABSL_FLAG(int, max_text_bytes, 8 * 1024, "Largest message text in bytes");
+ABSL_FLAG(double, send_rate, 50, "Sends per second per user (0 = unlimited)");
+ABSL_FLAG(int, send_burst, 100, "Sends a user may burst above the rate");
+ABSL_FLAG(double, typing_rate, 2,
+          "Typing indicators per second per user (0 = unlimited)");
+ABSL_FLAG(int, typing_burst, 5, "Typing indicators a user may burst");
+ABSL_FLAG(int, writer_shards, 4,
+          "Log writer shards (threads committing batches), by conversation");
+ABSL_FLAG(int, writer_max_batch, 512, "Most sends per group commit");
+ABSL_FLAG(int, writer_queue, 20000,
+          "Sends waiting per shard before RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, writer_attempts, 5,
+          "Tries per batch on UNAVAILABLE/ABORTED before the sends fail "
+          "UNAVAILABLE");
+ABSL_FLAG(int, stream_max_frames, 1024,
+          "Frames a stream may have queued before it is closed "
+          "RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, stream_max_bytes, 4 << 20,
+          "Bytes a stream may have queued before it is closed "
+          "RESOURCE_EXHAUSTED");
+ABSL_FLAG(int, replay_page, 200, "Entries per log read while replaying");
+ABSL_FLAG(int, max_replay, 1000,
+          "Entries replayed per conversation at most; further behind gets "
+          "ReplayTruncated");
+ABSL_FLAG(int, max_held_live, 1024,
+          "Live entries a stream holds back while filling a gap (beyond, "
+          "they are read from the log)");
+ABSL_FLAG(int, max_streams_per_user, 16,
+          "Chat/Subscribe streams per user on this node");
+ABSL_FLAG(int, worker_threads, 8,
+          "Threads for database reads and other blocking RPC work");
+ABSL_FLAG(absl::Duration, poll_wait_cap, absl::Seconds(30),
+          "Longest a Poll waits");
+ABSL_FLAG(int, poll_max_entries, 500, "Most frames per Poll answer");
+ABSL_FLAG(int, max_group_members, 1000, "Largest group");
+ABSL_FLAG(int, membership_cache_size, 100000,
+          "Conversations whose members are kept in memory");
 
 namespace im {
 namespace {
 
+std::string NodeId() {
+  std::string id = absl::GetFlag(FLAGS_node_id);
+  if (!id.empty()) return id;
+  char host[256] = {};
+  gethostname(host, sizeof(host) - 1);
+  return absl::StrCat("message-", host);
+}
+
+absl::StatusOr<message::MessageServiceOptions> OptionsFromFlags() {
+  message::MessageServiceOptions options;
+  auto positive = [](int value, const char* name) -> absl::Status {
+    if (value < 1) {
+      return absl::InvalidArgumentError(absl::StrCat("--", name, " must be >= 1"));
+    }
+    return absl::OkStatus();
+  };
+  for (const auto& [value, name] :
+       {std::pair{absl::GetFlag(FLAGS_max_text_bytes), "max_text_bytes"},
+        std::pair{absl::GetFlag(FLAGS_send_burst), "send_burst"},
+        std::pair{absl::GetFlag(FLAGS_typing_burst), "typing_burst"},
+        std::pair{absl::GetFlag(FLAGS_writer_shards), "writer_shards"},
+        std::pair{absl::GetFlag(FLAGS_writer_max_batch), "writer_max_batch"},
+        std::pair{absl::GetFlag(FLAGS_writer_queue), "writer_queue"},
+        std::pair{absl::GetFlag(FLAGS_writer_attempts), "writer_attempts"},
+        std::pair{absl::GetFlag(FLAGS_stream_max_frames), "stream_max_frames"},
+        std::pair{absl::GetFlag(FLAGS_stream_max_bytes), "stream_max_bytes"},
+        std::pair{absl::GetFlag(FLAGS_replay_page), "replay_page"},
+        std::pair{absl::GetFlag(FLAGS_max_replay), "max_replay"},
+        std::pair{absl::GetFlag(FLAGS_max_held_live), "max_held_live"},
+        std::pair{absl::GetFlag(FLAGS_max_streams_per_user),
+                  "max_streams_per_user"},
+        std::pair{absl::GetFlag(FLAGS_worker_threads), "worker_threads"},
+        std::pair{absl::GetFlag(FLAGS_poll_max_entries), "poll_max_entries"},
+        std::pair{absl::GetFlag(FLAGS_max_group_members), "max_group_members"},
+        std::pair{absl::GetFlag(FLAGS_membership_cache_size),
+                  "membership_cache_size"}}) {
+    if (absl::Status status = positive(value, name); !status.ok()) return status;
+  }
+  options.limits.max_text_bytes = absl::GetFlag(FLAGS_max_text_bytes);
+  options.send_rate = message::RateOptions(absl::GetFlag(FLAGS_send_rate),
+                                           absl::GetFlag(FLAGS_send_burst));
+  options.typing_rate = message::RateOptions(
+      absl::GetFlag(FLAGS_typing_rate), absl::GetFlag(FLAGS_typing_burst));
+  options.writer.shards = absl::GetFlag(FLAGS_writer_shards);
+  options.writer.max_batch = absl::GetFlag(FLAGS_writer_max_batch);
+  options.writer.max_queued_per_shard = absl::GetFlag(FLAGS_writer_queue);
+  options.writer.max_attempts = absl::GetFlag(FLAGS_writer_attempts);
+  options.stream.max_queued_frames = absl::GetFlag(FLAGS_stream_max_frames);
+  options.stream.max_queued_bytes = absl::GetFlag(FLAGS_stream_max_bytes);
+  options.stream.replay_page_size = absl::GetFlag(FLAGS_replay_page);
+  options.stream.max_replay_entries = absl::GetFlag(FLAGS_max_replay);
+  options.stream.max_held_live_entries = absl::GetFlag(FLAGS_max_held_live);
+  options.router.max_streams_per_user =
+      absl::GetFlag(FLAGS_max_streams_per_user);
+  options.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  options.poll_wait_cap = absl::GetFlag(FLAGS_poll_wait_cap);
+  options.poll_max_entries = absl::GetFlag(FLAGS_poll_max_entries);
+  options.max_group_members = absl::GetFlag(FLAGS_max_group_members);
+  options.membership_cache.max_conversations =
+      absl::GetFlag(FLAGS_membership_cache_size);
+  return options;
+}
+
 absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService() {
+  absl::StatusOr<message::MessageServiceOptions> options = OptionsFromFlags();
+  if (!options.ok()) return options.status();
   auto bundle = std::make_unique<ServiceBundle>();
   // Loaded up front so that a bad key file fails the start, not a call.
   absl::StatusOr<std::unique_ptr<TokenCodec>> tokens = TokenCodecFromFlags();
   if (!tokens.ok()) return tokens.status();
-  bundle->Own(*std::move(tokens));
-  // The message pipeline (//services/message:message_lib) needs the MySQL
-  // stores; until //storage/mysql lands the binary serves the generated
-  // service, which answers UNIMPLEMENTED.
-  bundle->Serve(bundle->Own(
-      std::make_unique<message::v1::MessageService::CallbackService>()));
+  const TokenCodec* codec = bundle->Own(*std::move(tokens));
+  RevocationSet* revocations = bundle->Own(std::make_unique<RevocationSet>());
+  const Authenticator* authenticator =
+      bundle->Own(std::make_unique<Authenticator>(codec, revocations));
+  InternalTokenSource* internal_tokens =
+      bundle->Own(std::make_unique<InternalTokenSource>(codec));
+
+  storage::Database* database = nullptr;
+  if (absl::GetFlag(FLAGS_mysql_dsn) == "memory:") {
+    spdlog::warn(
+        "--mysql_dsn=memory: conversations live in memory and are lost at "
+        "exit (development only)");
+    database = bundle->Own(std::make_unique<storage::FakeDatabase>());
+  } else {
+    absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> mysql =
+        OpenDatabaseFromFlags();
+    if (!mysql.ok()) return mysql.status();
+    database = bundle->Own(*std::move(mysql));
+  }
+
+  RevocationWatcher* watcher = nullptr;
+  if (const std::string auth_addr = absl::GetFlag(FLAGS_auth_addr);
+      !auth_addr.empty()) {
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        MakeChannel(auth_addr, PeerTlsOptionsFromFlags());
+    if (!channel.ok()) return channel.status();
+    RevocationWatcher::Options watcher_options;
+    watcher_options.retention = absl::GetFlag(FLAGS_revocation_retention);
+    absl::StatusOr<std::unique_ptr<RevocationWatcher>> created =
+        RevocationWatcher::Create(watcher_options, *std::move(channel),
+                                  revocations, internal_tokens);
+    if (!created.ok()) return created.status();
+    watcher = bundle->Own(*std::move(created));
+  } else {
+    spdlog::warn("--auth_addr is empty: no revocation feed");
+  }
+
+  presence::PresenceLeaseClient* presence = nullptr;
+  if (const std::string presence_addr = absl::GetFlag(FLAGS_presence_addr);
+      !presence_addr.empty()) {
+    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+        MakeChannel(presence_addr, PeerTlsOptionsFromFlags());
+    if (!channel.ok()) return channel.status();
+    presence::PresenceLeaseClient::Options presence_options;
+    presence_options.node_id = NodeId();
+    absl::StatusOr<std::unique_ptr<presence::PresenceLeaseClient>> created =
+        presence::PresenceLeaseClient::Create(
+            presence_options, *std::move(channel),
+            [internal_tokens] { return internal_tokens->Token(); });
+    if (!created.ok()) return created.status();
+    presence = bundle->Own(*std::move(created));
+  }
+
+  message::MessageServiceImpl::Dependencies deps;
+  deps.log = database->log();
+  deps.reader = database->reader();
+  deps.read_markers = database->read_markers();
+  deps.authenticator = authenticator;
+  deps.revocations = revocations;
+  deps.presence = presence;
+  absl::StatusOr<std::unique_ptr<message::MessageServiceImpl>> service =
+      message::MessageServiceImpl::Create(*options, deps);
+  if (!service.ok()) return service.status();
+  message::MessageServiceImpl* message = bundle->Own(*std::move(service));
+  bundle->Serve(message);
+  // Acks of queued sends go out, then streams end UNAVAILABLE; presence
+  // hears about the closed streams before the node stops.
+  bundle->OnDrain([message, presence] {
+    message->Drain();
+    if (presence != nullptr) presence->Shutdown(absl::Seconds(2));
+  });
+  bundle->OnStop([watcher] {
+    if (watcher != nullptr) watcher->Stop();
+  });
   return bundle;
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/conversation_proto.h"
 #include "services/common/proto_time.h"
 #include "services/common/status.h"
 #include "services/common/text.h"
@@ -19,34 +20,6 @@ using ::google::protobuf::Timestamp;
 Timestamp ToProtoTime(absl::Time t) {
   Timestamp out;
   SetProtoTime(t, &out);
-  return out;
-}
-
-v1::Conversation ToConversationProto(const storage::ConversationRecord& record,
-                                     uint64_t viewer) {
-  v1::Conversation out;
-  out.set_conversation_id(record.id);
-  out.set_kind(record.kind);
-  out.set_title(record.title);
-  *out.mutable_created_at() = ToProtoTime(record.created_at);
-  out.set_last_seq(record.last_seq);
-  *out.mutable_last_activity_at() = ToProtoTime(record.last_activity_at);
-  out.set_member_count(record.member_count);
-  if (record.kind == v1::CONVERSATION_KIND_DIRECT) {
-    out.set_peer_user_id(record.direct_user_a == viewer ? record.direct_user_b
-                                                        : record.direct_user_a);
-  }
-  return out;
-}
-
-v1::Member ToMemberProto(const storage::MemberRecord& record,
-                         uint64_t read_seq) {
-  v1::Member out;
-  out.set_user_id(record.user_id);
-  out.set_role(record.role);
-  out.set_joined_seq(record.joined_seq);
-  out.set_read_seq(read_seq);
-  *out.mutable_joined_at() = ToProtoTime(record.joined_at);
   return out;
 }
 
@@ -522,7 +495,7 @@ grpc::ServerUnaryReactor* MessageServiceImpl::GetOrCreateDirect(
       [reactor, response, viewer](absl::StatusOr<storage::DirectResult> direct) {
         if (direct.ok()) {
           *response->mutable_conversation() =
-              ToConversationProto(direct->change.conversation, viewer);
+              ConversationProto(direct->change.conversation, viewer);
           response->set_created(direct->created);
         }
         FinishUnary(reactor, direct.status());
@@ -557,7 +530,7 @@ grpc::ServerUnaryReactor* MessageServiceImpl::CreateGroup(
           return;
         }
         *response->mutable_conversation() =
-            ToConversationProto(change->conversation, creator);
+            ConversationProto(change->conversation, creator);
         // Answered after the creation entry went out, so nothing the caller
         // does next can overtake it.
         writer_->PublishCreated(*std::move(change), [reactor](absl::Status) {
@@ -754,7 +727,7 @@ grpc::ServerUnaryReactor* MessageServiceImpl::ListMembers(
           absl::StatusOr<uint64_t> read_seq =
               deps_.read_markers->GetReadSeq(member.user_id, conversation_id);
           if (!read_seq.ok()) return read_seq.status();
-          *response->add_members() = ToMemberProto(member, *read_seq);
+          *response->add_members() = MemberProto(member, *read_seq);
         }
         return absl::OkStatus();
       });
@@ -778,8 +751,8 @@ grpc::ServerUnaryReactor* MessageServiceImpl::GetConversation(
             deps_.read_markers->GetReadSeq(me.user_id, conversation_id);
         if (!read_seq.ok()) return read_seq.status();
         *response->mutable_conversation() =
-            ToConversationProto(*conversation, me.user_id);
-        *response->mutable_me() = ToMemberProto(me, *read_seq);
+            ConversationProto(*conversation, me.user_id);
+        *response->mutable_me() = MemberProto(me, *read_seq);
         return absl::OkStatus();
       });
   return reactor;

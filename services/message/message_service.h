@@ -18,13 +18,13 @@
 #include "services/common/authenticator.h"
 #include "services/common/worker_pool.h"
 #include "services/message/delivery_router.h"
-#include "services/message/device_presence.h"
 #include "services/message/log_writer.h"
 #include "services/message/membership_cache.h"
 #include "services/message/message_validation.h"
 #include "services/message/rate_limiter.h"
 #include "services/message/stream_session.h"
 #include "services/message/timer_queue.h"
+#include "services/presence/device_presence_reporter.h"
 #include "storage/conversation_store.h"
 
 namespace im::message {
@@ -106,7 +106,7 @@ class MessageServiceImpl final : public MessageServiceBase {
     // Optional: streams of revoked sessions end with UNAUTHENTICATED.
     RevocationSet* revocations = nullptr;
     // Optional: told when device streams open and close.
-    DevicePresenceReporter* presence = nullptr;
+    presence::DevicePresenceReporter* presence = nullptr;
   };
 
   // INVALID_ARGUMENT for missing dependencies or bad options.

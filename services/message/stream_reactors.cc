@@ -102,7 +102,7 @@ class LiveStreamReactor : public Reactor, public SessionTransport {
   // Reports the device and starts replay and live delivery.
   void StartSession(const v1::Resume& resume, const v1::DeviceInfo& device) {
     if (service_->deps_.presence != nullptr) {
-      DeviceStream stream;
+      presence::DeviceStream stream;
       stream.user_id = caller_.user_id;
       stream.session_id = caller_.session_id;
       stream.device_kind = device.kind();
@@ -418,7 +418,7 @@ class PollCall final : public grpc::ServerUnaryReactor {
       return;
     }
     if (service_->deps_.presence != nullptr) {
-      DeviceStream stream;
+      presence::DeviceStream stream;
       stream.user_id = caller_.user_id;
       stream.session_id = caller_.session_id;
       service_->deps_.presence->OnStreamOpened(stream);

@@ -8,35 +8,6 @@
 
 namespace im::message::testing {
 
-// ------------------------------------------------------------ presence ----
-
-void RecordingPresence::OnStreamOpened(const DeviceStream& stream) {
-  absl::MutexLock lock(&mu_);
-  ++open_[stream.session_id];
-}
-
-void RecordingPresence::OnStreamClosed(uint64_t /*user_id*/,
-                                       uint64_t session_id) {
-  absl::MutexLock lock(&mu_);
-  auto it = open_.find(session_id);
-  if (it == open_.end() || it->second == 0) {
-    ++unmatched_closes_;
-    return;
-  }
-  --it->second;
-}
-
-int RecordingPresence::OpenStreams(uint64_t session_id) const {
-  absl::MutexLock lock(&mu_);
-  auto it = open_.find(session_id);
-  return it == open_.end() ? 0 : it->second;
-}
-
-int RecordingPresence::unmatched_closes() const {
-  absl::MutexLock lock(&mu_);
-  return unmatched_closes_;
-}
-
 // ----------------------------------------------------------------- env ----
 
 MessageServiceOptions MessageTestEnv::DefaultOptions() {

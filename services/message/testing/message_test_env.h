@@ -21,8 +21,8 @@
 #include "services/common/access_token.h"
 #include "services/common/authenticator.h"
 #include "services/common/grpc_server.h"
-#include "services/message/device_presence.h"
 #include "services/message/message_service.h"
+#include "services/presence/fake_device_presence_reporter.h"
 #include "storage/database.h"
 
 // An in-process message service on a loopback port over a fresh database,
@@ -43,22 +43,6 @@ inline std::ostream& operator<<(std::ostream& os, const BackendFactory& f) {
   return os << f.name;
 }
 
-// Records presence calls (the presence service's fake replaces this once
-// its reporter lands).
-class RecordingPresence final : public DevicePresenceReporter {
- public:
-  void OnStreamOpened(const DeviceStream& stream) override;
-  void OnStreamClosed(uint64_t user_id, uint64_t session_id) override;
-  // Streams of `session_id` open now.
-  int OpenStreams(uint64_t session_id) const;
-  int unmatched_closes() const;
-
- private:
-  mutable absl::Mutex mu_;
-  absl::flat_hash_map<uint64_t, int> open_ ABSL_GUARDED_BY(mu_);
-  int unmatched_closes_ ABSL_GUARDED_BY(mu_) = 0;
-};
-
 class MessageTestEnv {
  public:
   // Options suited to tests: generous rate limits, small pages.
@@ -76,7 +60,7 @@ class MessageTestEnv {
   // Verifies the tokens Token() mints (for other services under test that
   // must accept the same callers).
   const Authenticator& authenticator() const { return *authenticator_; }
-  RecordingPresence& presence() { return presence_; }
+  presence::FakeDevicePresenceReporter& presence() { return presence_; }
   const std::string& address() const { return server_->address(); }
 
   // A person; returns the user id.
@@ -111,7 +95,7 @@ class MessageTestEnv {
   std::unique_ptr<TokenCodec> codec_;
   RevocationSet revocations_;
   std::unique_ptr<Authenticator> authenticator_;
-  RecordingPresence presence_;
+  presence::FakeDevicePresenceReporter presence_;
   std::unique_ptr<MessageServiceImpl> service_;
   std::unique_ptr<GrpcServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
