@@ -4,6 +4,7 @@
 #include "absl/strings/str_join.h"
 #include "services/common/server_flags.h"
 #include "spdlog/spdlog.h"
+#include "storage/fake/fake_database.h"
 #include "storage/migrations/migrations.h"
 
 ABSL_FLAG(bool, migrate, true,
@@ -31,6 +32,20 @@ absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> OpenDatabaseFromFlags(
                  absl::StrJoin(report->applied, ", "));
   }
   return storage::MysqlDatabase::Create(*options, observer);
+}
+
+absl::StatusOr<std::unique_ptr<storage::Database>> OpenStoresFromFlags(
+    storage::MysqlPoolObserver* observer) {
+  if (absl::GetFlag(FLAGS_mysql_dsn) == "memory:") {
+    spdlog::warn(
+        "--mysql_dsn=memory: all data lives in memory and is lost at exit "
+        "(development only)");
+    return std::make_unique<storage::FakeDatabase>();
+  }
+  absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> mysql =
+      OpenDatabaseFromFlags(observer);
+  if (!mysql.ok()) return mysql.status();
+  return std::unique_ptr<storage::Database>(*std::move(mysql));
 }
 
 }  // namespace im

@@ -20,6 +20,11 @@ namespace im {
 absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> OpenDatabaseFromFlags(
     storage::MysqlPoolObserver* observer = nullptr);
 
+// OpenDatabaseFromFlags, or for --mysql_dsn=memory: the in-memory stores
+// (development only: everything is lost at exit; a warning says so).
+absl::StatusOr<std::unique_ptr<storage::Database>> OpenStoresFromFlags(
+    storage::MysqlPoolObserver* observer = nullptr);
+
 }  // namespace im
 
 #endif  // IM_SERVICES_COMMON_DATABASE_FLAGS_H_

@@ -20,7 +20,6 @@
 #include "services/message/message_service.h"
 #include "services/presence/presence_lease_client.h"
 #include "spdlog/spdlog.h"
-#include "storage/fake/fake_database.h"
 
 ABSL_FLAG(std::string, auth_addr, "127.0.0.1:50051",
           "host:port of the auth service (revocation feed); empty = no feed, "
@@ -151,18 +150,10 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService() {
   InternalTokenSource* internal_tokens =
       bundle->Own(std::make_unique<InternalTokenSource>(codec));
 
-  storage::Database* database = nullptr;
-  if (absl::GetFlag(FLAGS_mysql_dsn) == "memory:") {
-    spdlog::warn(
-        "--mysql_dsn=memory: conversations live in memory and are lost at "
-        "exit (development only)");
-    database = bundle->Own(std::make_unique<storage::FakeDatabase>());
-  } else {
-    absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> mysql =
-        OpenDatabaseFromFlags();
-    if (!mysql.ok()) return mysql.status();
-    database = bundle->Own(*std::move(mysql));
-  }
+  absl::StatusOr<std::unique_ptr<storage::Database>> stores =
+      OpenStoresFromFlags();
+  if (!stores.ok()) return stores.status();
+  storage::Database* database = bundle->Own(*std::move(stores));
 
   RevocationWatcher* watcher = nullptr;
   if (const std::string auth_addr = absl::GetFlag(FLAGS_auth_addr);
