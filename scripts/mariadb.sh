@@ -7,6 +7,7 @@
 #   scripts/mariadb.sh stop   --dir DIR [--wait SECONDS]  clean shutdown
 #   scripts/mariadb.sh status --dir DIR    exit 0 running, 3 stopped
 #   scripts/mariadb.sh kill   --dir DIR    SIGKILL (fault tests)
+#   scripts/mariadb.sh supervise --dir DIR --port PORT [...]   (foreground)
 #
 # Layout of DIR: data/ (datadir), my.cnf (generated on every start), sock
 # (unix socket; kept short since socket paths are limited to 107 bytes),
@@ -14,6 +15,13 @@
 # alone (the TCP user is still ensured). After `kill`, `start` runs InnoDB
 # crash recovery. As root the server runs as root (--user=root), so DIR may
 # live anywhere root can write.
+#
+# supervise: keeps the server running until `stop` or `kill` (which leave a
+# DIR/hold mark) and starts it again on `start`. A test runner starts it in
+# the background *outside* Bazel, because Bazel kills every process a test
+# leaves behind: a server that a test restarted itself would die with the
+# test. While a supervisor runs, `start` asks it to start the server and
+# waits; the supervisor's process tree owns mariadbd.
 set -euo pipefail
 
 PROG="$(basename "$0")"
@@ -25,7 +33,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -60,6 +68,9 @@ readonly CNF="$DIR/my.cnf"
 readonly SOCK="$DIR/sock"
 readonly PID_FILE="$DIR/mariadbd.pid"
 readonly LOG="$DIR/error.log"
+readonly LOCK="$DIR/.command.lock"
+readonly HOLD="$DIR/hold"
+readonly SUPERVISOR_PID_FILE="$DIR/supervisor.pid"
 
 # The sockaddr_un limit is 108 bytes including the terminating NUL.
 if (( ${#SOCK} > 107 )); then
@@ -191,8 +202,7 @@ cmd_start() {
   local child=$!
 
   local deadline=$((SECONDS + WAIT_SECONDS))
-  until mariadb-admin --no-defaults --protocol=socket --socket="$SOCK" \
-          -u"$RUN_AS" --connect-timeout=2 ping > /dev/null 2>&1; do
+  until accepts_connections; do
     if ! kill -0 "$child" 2>/dev/null; then
       tail -n 30 "$LOG" >&2 || true
       die "mariadbd exited during startup (log: $LOG)"
@@ -207,7 +217,67 @@ cmd_start() {
   echo "$PROG: running (pid $child, port $PORT, dir $DIR, user $DB_USER)"
 }
 
+# The supervisor's pid when one runs for DIR.
+supervisor_pid() {
+  [[ -f "$SUPERVISOR_PID_FILE" ]] || return 0
+  local pid
+  pid="$(tr -dc '0-9' < "$SUPERVISOR_PID_FILE")"
+  if [[ -n "$pid" && -r "/proc/$pid/cmdline" ]] &&
+     tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "supervise --dir $DIR"; then
+    echo "$pid"
+  fi
+}
+
+accepts_connections() {
+  mariadb-admin --no-defaults --protocol=socket --socket="$SOCK" \
+    -u"$RUN_AS" --connect-timeout=2 ping > /dev/null 2>&1
+}
+
+# Lets the supervisor start the server and waits until it accepts
+# connections.
+start_through_supervisor() {
+  rm -f "$HOLD"
+  local deadline=$((SECONDS + WAIT_SECONDS))
+  until [[ -n "$(running_pid)" ]] && accepts_connections; do
+    if [[ -z "$(supervisor_pid)" ]]; then
+      die "the supervisor of $DIR exited"
+    fi
+    if (( SECONDS >= deadline )); then
+      tail -n 30 "$LOG" >&2 || true
+      die "supervised mariadbd did not accept connections within ${WAIT_SECONDS}s"
+    fi
+    sleep 0.1
+  done
+  (exec 9> "$LOCK"; flock 9; ensure_tcp_user)
+  echo "$PROG: running (pid $(running_pid), port $(configured_port), dir $DIR, supervised)"
+}
+
+cmd_supervise() {
+  [[ -n "$PORT" ]] || die "--port is required for supervise"
+  if [[ -n "$(supervisor_pid)" ]]; then
+    die "already supervised by pid $(supervisor_pid)"
+  fi
+  echo $$ > "$SUPERVISOR_PID_FILE"
+  trap 'rm -f "$SUPERVISOR_PID_FILE"; exit 0' TERM INT HUP
+  echo "$PROG: supervising $DIR (pid $$)"
+  while true; do
+    if [[ ! -e "$HOLD" && -z "$(running_pid)" ]]; then
+      # A subshell, so the lock is held only while starting.
+      (
+        exec 9> "$LOCK"
+        flock 9
+        if [[ ! -e "$HOLD" && -z "$(running_pid)" ]]; then
+          cmd_start
+        fi
+      ) || { echo "$PROG: supervised start failed; retrying" >&2; sleep 2; }
+    fi
+    sleep 0.2
+  done
+}
+
 cmd_stop() {
+  # A supervisor leaves the server down until the next start.
+  touch "$HOLD"
   local pid
   pid="$(running_pid)"
   if [[ -z "$pid" ]]; then
@@ -230,8 +300,7 @@ cmd_status() {
     echo "$PROG: stopped (dir $DIR)"
     exit 3
   fi
-  if mariadb-admin --no-defaults --protocol=socket --socket="$SOCK" \
-       -u"$RUN_AS" --connect-timeout=2 ping > /dev/null 2>&1; then
+  if accepts_connections; then
     echo "$PROG: running (pid $pid, port $(configured_port), dir $DIR)"
   else
     echo "$PROG: process $pid alive but not accepting connections (dir $DIR)"
@@ -240,6 +309,7 @@ cmd_status() {
 }
 
 cmd_kill() {
+  touch "$HOLD"
   local pid
   pid="$(running_pid)"
   if [[ -z "$pid" ]]; then
@@ -251,14 +321,27 @@ cmd_kill() {
   echo "$PROG: killed pid $pid (dir $DIR)"
 }
 
+case "$CMD" in
+  supervise)
+    cmd_supervise
+    exit 0
+    ;;
+  start)
+    if [[ -n "$(supervisor_pid)" ]]; then
+      start_through_supervisor
+      exit 0
+    fi
+    ;;
+esac
+
 # One command at a time per DIR (two tests starting the same instance).
 # Not ".lock": servers started by the first version of this script inherited
 # and still hold that file's lock.
-exec 9> "$DIR/.command.lock"
+exec 9> "$LOCK"
 flock 9
 
 case "$CMD" in
-  start) cmd_start ;;
+  start) rm -f "$HOLD"; cmd_start ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   kill) cmd_kill ;;
