@@ -195,8 +195,8 @@ function stopStreams(): void {
 
 async function startChat(): Promise<void> {
   showChat();
-  await refreshConversations();
   void runLiveStream();
+  await refreshConversations();
 }
 
 function conversationTitle(view: ConversationView): string {
@@ -636,9 +636,13 @@ async function main(): Promise<void> {
     await startChat();
   } catch (error) {
     showError(describe(error));
-    session = null;
-    saveSession();
-    showLogin();
+    // Only a rejected session means logging in again; other failures
+    // (a service restarting) keep it.
+    if (error instanceof RpcError && error.code === "UNAUTHENTICATED") {
+      session = null;
+      saveSession();
+      showLogin();
+    }
   }
 }
 
