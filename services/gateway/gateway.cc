@@ -442,8 +442,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
       HandlePreflight(req);
       return;
     }
-    if (path == "/healthz" && (req.method() == http::verb::get ||
-                               req.method() == http::verb::head)) {
+    if (path == "/healthz" && req.method() == http::verb::get) {
       const bool ok = !core_->draining();
       core_->metrics().HttpRequest("healthz", ok ? 200 : 503);
       Send(PlainResponse(ok ? http::status::ok
