@@ -15,7 +15,7 @@ import {
 import { DeviceKind } from "./gen/im/auth/v1/auth";
 import { Direction, type ConversationSummary } from "./gen/im/history/v1/history";
 import type { ServerFrame } from "./gen/im/message/v1/message";
-import { ConversationKind, type Entry } from "./gen/im/message/v1/types";
+import { ConversationKind, MemberEvent_Kind, type Entry } from "./gen/im/message/v1/types";
 import { PresenceState } from "./gen/im/presence/v1/presence";
 
 const clients = makeClients(location.origin, "binary");
@@ -324,13 +324,31 @@ function addEntry(entry: Entry): boolean {
   return true;
 }
 
+function displayName(userId: string): string {
+  if (userId === session?.userId) return "you";
+  return usernames.get(userId) ?? `user ${userId}`;
+}
+
 function entryText(entry: Entry): string {
   if (entry.body.oneofKind === "message") return entry.body.message.text;
   if (entry.body.oneofKind === "memberEvent") {
-    const names = entry.body.memberEvent.userIds
-      .map((id) => usernames.get(id) ?? id)
-      .join(", ");
-    return `(membership: ${names})`;
+    const event = entry.body.memberEvent;
+    const actor = displayName(entry.senderId);
+    const names = event.userIds.map(displayName).join(", ");
+    switch (event.kind) {
+      case MemberEvent_Kind.CREATED:
+        return `${actor} started the conversation`;
+      case MemberEvent_Kind.ADDED:
+        return `${actor} added ${names}`;
+      case MemberEvent_Kind.REMOVED:
+        return `${actor} removed ${names}`;
+      case MemberEvent_Kind.LEFT:
+        return `${actor} left`;
+      case MemberEvent_Kind.ROLE_CHANGED:
+        return `${actor} changed the role of ${names}`;
+      default:
+        return "membership changed";
+    }
   }
   return "";
 }
@@ -349,11 +367,13 @@ function renderMessages(scrollToBottom: boolean): void {
   box.replaceChildren(
     ...entries.map((entry) => {
       const mine = entry.senderId === session?.userId;
-      const row = el("div", mine ? "message mine" : "message");
+      const event = entry.body.oneofKind !== "message";
+      const row = el("div", `message${mine ? " mine" : ""}${event ? " event" : ""}`);
       row.dataset.seq = entry.seq;
       row.dataset.clientMsgId = entry.clientMsgId;
       const sender = mine ? "me" : usernames.get(entry.senderId) ?? `user ${entry.senderId}`;
-      row.append(el("span", "sender", sender), el("span", "text", entryText(entry)));
+      if (!event) row.append(el("span", "sender", sender));
+      row.append(el("span", "text", entryText(entry)));
       return row;
     }),
   );
