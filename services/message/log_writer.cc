@@ -80,6 +80,15 @@ void LogWriter::Stop() {
   for (auto& shard : shards_) shard->thread.join();
 }
 
+LogWriter::Stats LogWriter::stats() const {
+  Stats stats;
+  stats.batches = batches_.load();
+  stats.appended = appended_.load();
+  stats.retries = retries_.load();
+  stats.commit_micros = commit_micros_.load();
+  return stats;
+}
+
 size_t LogWriter::queued() const {
   size_t total = 0;
   for (const auto& shard : shards_) {
@@ -150,6 +159,7 @@ absl::StatusOr<T> LogWriter::WithRetries(
        ++tries) {
     spdlog::warn("log write failed ({}), retrying in {}",
                  result.status().ToString(), absl::FormatDuration(backoff));
+    retries_.fetch_add(1);
     absl::SleepFor(backoff);
     backoff = std::min(backoff * 2, options_.max_backoff);
     result = attempt();
@@ -208,9 +218,15 @@ void LogWriter::CommitAppends(Shard& shard, std::vector<AppendItem> items) {
   const absl::Time now = NextCommitTime(shard);
   const int64_t now_micros = absl::ToUnixMicros(now);
 
+  const absl::Time started = absl::Now();
   absl::StatusOr<std::vector<storage::AppendOutcome>> outcomes =
       WithRetries<std::vector<storage::AppendOutcome>>(
           [&] { return log_->AppendMessages(batch, now); });
+  commit_micros_.fetch_add(absl::ToInt64Microseconds(absl::Now() - started));
+  if (outcomes.ok()) {
+    batches_.fetch_add(1);
+    appended_.fetch_add(batch.size());
+  }
   if (outcomes.ok() && outcomes->size() != items.size()) {
     outcomes = absl::InternalError("log returned a wrong number of outcomes");
   }

@@ -1,6 +1,7 @@
 #ifndef IM_SERVICES_MESSAGE_LOG_WRITER_H_
 #define IM_SERVICES_MESSAGE_LOG_WRITER_H_
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <deque>
@@ -114,6 +115,15 @@ class LogWriter {
   // Requests waiting in all shards (for tests and metrics).
   size_t queued() const;
 
+  // Totals since start (metrics, benchmarks).
+  struct Stats {
+    uint64_t batches = 0;        // AppendMessages transactions committed
+    uint64_t appended = 0;       // requests in them
+    uint64_t retries = 0;        // failed attempts that were retried
+    uint64_t commit_micros = 0;  // time spent in AppendMessages
+  };
+  Stats stats() const;
+
  private:
   struct AppendItem {
     storage::AppendRequest request;
@@ -163,6 +173,10 @@ class LogWriter {
   EntryPublisher* const publisher_;
   const Clock clock_;
   std::vector<std::unique_ptr<Shard>> shards_;
+  std::atomic<uint64_t> batches_{0};
+  std::atomic<uint64_t> appended_{0};
+  std::atomic<uint64_t> retries_{0};
+  std::atomic<uint64_t> commit_micros_{0};
   absl::Mutex stop_mu_;
   bool stopped_ ABSL_GUARDED_BY(stop_mu_) = false;
 };

@@ -8,6 +8,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
+#include "services/message/testing/store_fixture.h"
 #include "storage/fake/fake_database.h"
 
 namespace im::message {
@@ -125,17 +126,9 @@ class RecordingPublisher final : public EntryPublisher {
 class LogWriterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (int i = 0; i < 3; ++i) {
-      storage::NewUser user;
-      user.username = absl::StrCat("user", i);
-      user.username_norm = user.username;
-      user.created_at = absl::Now();
-      users_.push_back(db_.users()->CreateUser(user)->id);
-    }
-    auto group = db_.log()->CreateGroup(users_[0], "g", {users_[1]}, 0, "",
-                                        absl::Now());
-    ASSERT_TRUE(group.ok());
-    group_ = group->conversation.id;
+    testing::StoreGroup setup = testing::MakeStoreGroup(db_, 3);
+    users_ = setup.users;
+    group_ = setup.group;
   }
 
   void StartWriter(LogWriter::Options options = LogWriter::Options()) {
@@ -154,14 +147,9 @@ class LogWriterTest : public ::testing::Test {
 
   // Appends and waits for the result.
   absl::StatusOr<SendResult> AppendAndWait(storage::AppendRequest request) {
-    absl::Notification done;
-    absl::StatusOr<SendResult> result;
-    writer_->Append(std::move(request), [&](absl::StatusOr<SendResult> r) {
-      result = std::move(r);
-      done.Notify();
+    return testing::AwaitResult<absl::StatusOr<SendResult>>([&](auto done) {
+      writer_->Append(std::move(request), std::move(done));
     });
-    done.WaitForNotification();
-    return result;
   }
 
   storage::FakeDatabase db_;

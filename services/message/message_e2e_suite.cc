@@ -812,6 +812,15 @@ TEST_P(MessageE2ETest, PollReturnsAtOnceWaitsAndTimesOut) {
             std::vector<uint64_t>({5}));
   EXPECT_EQ(waited.cursors().at(conv), 5u);
 
+  // Without cursors: nothing old, but a cursor for every conversation the
+  // caller is in, from which the next poll continues.
+  v1::PollRequest bare;
+  v1::PollResponse first_poll;
+  ASSERT_TRUE(Call(*env_, tb, &Stub::Poll, bare, &first_poll).ok());
+  EXPECT_EQ(first_poll.frames_size(), 0);
+  ASSERT_EQ(first_poll.cursors().count(conv), 1u);
+  EXPECT_EQ(first_poll.cursors().at(conv), 5u);
+
   // Times out: empty, cursor unchanged.
   v1::PollResponse empty;
   start = absl::Now();

@@ -123,6 +123,7 @@ class MessageServiceImpl final : public MessageServiceBase {
   void Drain();
 
   DeliveryRouter& router() { return *router_; }
+  LogWriter::Stats writer_stats() const { return writer_->stats(); }
   const MessageServiceStats& stats() const { return stats_; }
 
   // --- RPCs ---

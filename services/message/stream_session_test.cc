@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "services/message/testing/store_fixture.h"
 #include "storage/fake/fake_database.h"
 
 namespace im::message {
@@ -95,16 +96,9 @@ std::vector<uint64_t> Range(uint64_t first, uint64_t last) {
 class StreamSessionTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (int i = 0; i < 2; ++i) {
-      storage::NewUser user;
-      user.username = absl::StrCat("user", i);
-      user.username_norm = user.username;
-      user.created_at = absl::Now();
-      users_.push_back(db_.users()->CreateUser(user)->id);
-    }
-    group_ = db_.log()
-                 ->CreateGroup(users_[0], "g", {users_[1]}, 0, "", absl::Now())
-                 ->conversation.id;
+    testing::StoreGroup setup = testing::MakeStoreGroup(db_, 2);
+    users_ = setup.users;
+    group_ = setup.group;
     Append(10);  // seqs 2..11
   }
 
