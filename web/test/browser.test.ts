@@ -1,7 +1,7 @@
 // The web page in Debian's Chromium (driven by playwright-core), served by
 // the gateway in front of the real services: two users chat live in both
-// directions, a reload loses and duplicates nothing, and markup in a
-// message is shown as text and never runs.
+// directions, a reload loses and duplicates nothing, markup in a message is
+// shown as text and never runs, and older history pages in on scrolling up.
 //
 // Env: IM_WEB_GATEWAY_URL (the gateway serving web/dist),
 // IM_WEB_TEST_OUTPUT (screenshots on failure; default web/test-output),
@@ -11,6 +11,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+import { authed, makeClients, newClientMsgId, type Session } from "../src/api";
 
 const gateway = process.env.IM_WEB_GATEWAY_URL;
 if (!gateway) throw new Error("IM_WEB_GATEWAY_URL must be set (tests/steps/60-web.sh sets it)");
@@ -211,6 +212,56 @@ describe("web chat in Chromium", () => {
         assert.deepEqual(user.pageErrors, [], `${user.name}: page errors`);
         assert.equal(await user.page.locator("#messages img").count(), 0);
       }
+
+      // Older history pages in when scrolling up: with more entries than
+      // one page, a fresh load shows the newest page only.
+      const session = JSON.parse(
+        (await alice.page.evaluate(() => localStorage.getItem("im.session"))) ?? "{}",
+      ) as Session;
+      const conversationId = await alice.page.$eval(
+        "#conversation-list li.active",
+        (li) => (li as HTMLElement).dataset.conversationId ?? "",
+      );
+      const clients = makeClients(gateway!);
+      const backlog: string[] = [];
+      for (let i = 1; i <= 40; i++) {
+        const text = `backlog ${i}`;
+        await clients.message.send(
+          {
+            conversationId,
+            clientMsgId: newClientMsgId(),
+            message: { text, contentType: "", metadata: {} },
+          },
+          authed(session),
+        );
+        backlog.push(text);
+      }
+      await bob.page.reload();
+      await bob.page.waitForSelector('#status[data-state="live"]');
+      await openConversationWith(bob, alice.name);
+      await waitForText(bob, "backlog 40");
+      const firstPage = await shownEntries(bob);
+      assert.ok(
+        !firstPage.some((m) => m.text === "hello bob"),
+        "the first page should not reach back to the start",
+      );
+      const everything = [...expected, ...backlog];
+      await bob.page.waitForFunction(
+        (count) => {
+          const box = document.getElementById("messages")!;
+          box.scrollTop = 0;
+          box.dispatchEvent(new Event("scroll"));
+          return document.querySelectorAll("#messages .message:not(.event)").length >= count;
+        },
+        everything.length,
+        { polling: 250 },
+      );
+      const all = await shownEntries(bob);
+      assertNoLossNoDuplicate(all, everything);
+      assert.deepEqual(
+        all.filter((m) => !m.event).map((m) => m.text),
+        everything,
+      );
     } catch (error) {
       mkdirSync(outputDir, { recursive: true });
       for (const user of users) {
