@@ -3,8 +3,11 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "observability/grpc_server_metrics.h"
 #include "observability/process_metrics.h"
 #include "prometheus/exposer.h"
@@ -38,6 +41,14 @@ class ServerMetrics {
   // RPC metrics; install grpc().NewInterceptorFactory() in the server.
   GrpcServerMetrics& grpc() { return *grpc_; }
 
+  // Serves `collectable` (e.g. SampledMetrics) with the rest from now on.
+  // What it reads must stay valid until StopServing() or destruction.
+  void AddCollectable(std::shared_ptr<prometheus::Collectable> collectable);
+
+  // Closes the endpoint (no scrape runs after this returns); the service
+  // host calls it before it destroys the service. Idempotent.
+  void StopServing();
+
   // The endpoint's bound port and host:port; 0 and "" without an endpoint.
   int port() const { return port_; }
   const std::string& address() const { return address_; }
@@ -51,8 +62,11 @@ class ServerMetrics {
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<ProcessMetrics> process_;
   std::unique_ptr<GrpcServerMetrics> grpc_;
+  mutable absl::Mutex mu_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables_
+      ABSL_GUARDED_BY(mu_);
   // Declared last: stops serving before the collectables go away.
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::unique_ptr<prometheus::Exposer> exposer_ ABSL_GUARDED_BY(mu_);
   int port_ = 0;
   std::string address_;
 };

@@ -1,10 +1,13 @@
 #include "observability/server_metrics.h"
 
+#include <atomic>
+#include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "observability/metric_reader.h"
+#include "observability/sampled_metrics.h"
 #include "observability/scrape_client.h"
 #include "prometheus/counter.h"
 
@@ -69,6 +72,39 @@ TEST(ServerMetricsTest, PortInUseIsUnavailable) {
   auto second =
       ServerMetrics::Create({absl::StrCat("127.0.0.1:", (*first)->port())});
   EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(ServerMetricsTest, ServesSampledMetricsUntilStopped) {
+  auto metrics = ServerMetrics::Create({"127.0.0.1:0"});
+  ASSERT_TRUE(metrics.ok()) << metrics.status();
+  std::atomic<int> open_streams{4};
+  auto sampled = std::make_shared<SampledMetrics>();
+  sampled->AddGauge("im_test_open_streams", "Open streams.",
+                    [&] { return open_streams.load(); });
+  sampled->AddCounter("im_test_frames_total", "Frames.", [] { return 12; });
+  (*metrics)->AddCollectable(sampled);
+
+  absl::StatusOr<std::string> body = Scrape((*metrics)->address());
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_NE(body->find("# TYPE im_test_open_streams gauge\n"
+                       "im_test_open_streams 4\n"),
+            std::string::npos)
+      << *body;
+  EXPECT_NE(body->find("# TYPE im_test_frames_total counter\n"
+                       "im_test_frames_total 12\n"),
+            std::string::npos)
+      << *body;
+  open_streams = 2;
+  EXPECT_NE((*metrics)->Scrape().find("im_test_open_streams 2\n"),
+            std::string::npos);
+
+  const std::string address = (*metrics)->address();
+  (*metrics)->StopServing();
+  (*metrics)->StopServing();
+  EXPECT_EQ(Scrape(address).status().code(), absl::StatusCode::kUnavailable);
+  // Still recorded and readable in process.
+  EXPECT_NE((*metrics)->Scrape().find("im_test_frames_total 12"),
+            std::string::npos);
 }
 
 TEST(ServerMetricsTest, UnknownPathIsNotServed) {

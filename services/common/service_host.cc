@@ -2,7 +2,6 @@
 
 #include <utility>
 
-#include "observability/server_metrics.h"
 #include "spdlog/spdlog.h"
 
 namespace im {
@@ -22,8 +21,9 @@ void ServiceBundle::Stop() {
 
 int RunService(const ServiceHostOptions& options,
                const ServiceFactory& factory) {
-  return RunService(options,
-                    [&factory](prometheus::Registry&) { return factory(); });
+  return RunService(options, [&factory](observability::ServerMetrics&) {
+    return factory();
+  });
 }
 
 int RunService(const ServiceHostOptions& options,
@@ -53,7 +53,7 @@ int RunService(const ServiceHostOptions& options,
   if (!name.empty()) (*metrics)->grpc().InitializeService(name).IgnoreError();
 
   absl::StatusOr<std::unique_ptr<HostedService>> service =
-      factory((*metrics)->registry());
+      factory(**metrics);
   if (!service.ok()) {
     spdlog::error("{} cannot start: {}", name, service.status().ToString());
     return 1;
@@ -84,6 +84,8 @@ int RunService(const ServiceHostOptions& options,
   (*server)->Shutdown(options.drain_grace);
   (*server)->Wait();
   (*service)->Stop();
+  // Collectables may read the service: no scrape after this point.
+  (*metrics)->StopServing();
   server->reset();
   service->reset();
   spdlog::info("{} stopped", name);

@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "prometheus/registry.h"
+#include "observability/server_metrics.h"
 #include "services/common/grpc_server.h"
 
 namespace im {
@@ -39,11 +39,13 @@ class HostedService {
 // start threads. A failure ends the binary with exit code 1.
 using ServiceFactory =
     std::function<absl::StatusOr<std::unique_ptr<HostedService>>()>;
-// The same, for a service with metrics of its own: it registers them in
-// `metrics`, the process's registry, which outlives the service.
+// The same, for a service with metrics of its own: it adds them to
+// `metrics` (metrics.registry(), or metrics.AddCollectable for values read
+// from the service at scrape time). `metrics` outlives the service, and
+// stops serving before the service is destroyed.
 using MeteredServiceFactory =
     std::function<absl::StatusOr<std::unique_ptr<HostedService>>(
-        prometheus::Registry& metrics)>;
+        observability::ServerMetrics& metrics)>;
 
 struct ServiceHostOptions {
   // Listener, TLS and limits; `server.name` names the service in logs and

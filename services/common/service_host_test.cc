@@ -15,6 +15,7 @@
 #include "absl/synchronization/notification.h"
 #include "gtest/gtest.h"
 #include "im/auth/v1/auth.grpc.pb.h"
+#include "observability/sampled_metrics.h"
 #include "observability/scrape_client.h"
 #include "prometheus/counter.h"
 #include "services/common/health_probe.h"
@@ -182,14 +183,18 @@ TEST(ServiceHostTest, ServesRpcProcessAndServiceMetrics) {
   int exit_code = -1;
   std::thread host([&] {
     exit_code = RunService(
-        options, [](prometheus::Registry& metrics)
+        options, [](observability::ServerMetrics& metrics)
                      -> absl::StatusOr<std::unique_ptr<HostedService>> {
           prometheus::BuildCounter()
               .Name("im_test_built_total")
               .Help("Services built.")
-              .Register(metrics)
+              .Register(metrics.registry())
               .Add({})
               .Increment();
+          auto sampled = std::make_shared<observability::SampledMetrics>();
+          sampled->AddGauge("im_test_sampled", "Read at scrape time.",
+                            [] { return 7; });
+          metrics.AddCollectable(std::move(sampled));
           return BundleOfWhoAmI();
         });
   });
@@ -217,6 +222,7 @@ TEST(ServiceHostTest, ServesRpcProcessAndServiceMetrics) {
                           "grpc_type=\"unary\"} 0"),
             std::string::npos);
   EXPECT_NE(scraped->find("im_test_built_total 1"), std::string::npos);
+  EXPECT_NE(scraped->find("im_test_sampled 7"), std::string::npos);
   EXPECT_NE(scraped->find("process_resident_memory_bytes"), std::string::npos);
 
   stop.Notify();

@@ -201,6 +201,7 @@ void PresenceLeaseTable::Advance(absl::Time now) {
       for (const auto& [session, id] : node.lease_by_session) {
         ids.push_back(id);
       }
+      leases_expired_ += ids.size();
       for (uint64_t id : ids) {
         // Last heard of when the node last renewed (or the lease opened).
         const absl::Time gone_at = std::max(renewed_at, leases_.at(id).opened_at);
@@ -410,7 +411,8 @@ void PresenceLeaseTable::RestoreLastSeenDue(
 
 PresenceLeaseTable::Counts PresenceLeaseTable::counts() const {
   absl::MutexLock lock(&mu_);
-  return Counts{nodes_.size(), leases_.size(), users_online_, users_.size()};
+  return Counts{nodes_.size(), leases_.size(), users_online_, users_.size(),
+                leases_expired_};
 }
 
 void PresenceLeaseTable::Notify(const Changes& changes) {

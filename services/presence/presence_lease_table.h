@@ -155,6 +155,8 @@ class PresenceLeaseTable {
     size_t leases = 0;
     size_t users_online = 0;
     size_t entries = 0;
+    // Leases dropped because their node went silent, since creation.
+    uint64_t leases_expired = 0;
   };
   Counts counts() const;
 
@@ -227,6 +229,7 @@ class PresenceLeaseTable {
   absl::flat_hash_map<std::string, Node> nodes_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<uint64_t, User> users_ ABSL_GUARDED_BY(mu_);
   size_t users_online_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t leases_expired_ ABSL_GUARDED_BY(mu_) = 0;
   std::priority_queue<GraceDeadline, std::vector<GraceDeadline>,
                       std::greater<GraceDeadline>>
       grace_ ABSL_GUARDED_BY(mu_);

@@ -124,6 +124,26 @@ TEST_F(PresenceLeaseTableTest, SilentNodeLosesItsLeasesAfterTtl) {
   EXPECT_EQ(table_.counts().nodes, 1u);
 }
 
+TEST_F(PresenceLeaseTableTest, CountsLeasesExpiredWithTheirNode) {
+  Open("n1", 7, 100);
+  Open("n1", 8, 101);
+  const uint64_t closed = Open("n2", 9, 200);
+  Open("n2", 10, 201);
+  table_.CloseLease("n2", closed, now_);
+  now_ += kTtl / 2;
+  table_.Heartbeat("n2", 1, now_);
+  now_ += kTtl / 2;
+  table_.Advance(now_);
+  // n1's two leases lapsed; n2's closed lease and its grace end do not
+  // count.
+  EXPECT_EQ(table_.counts().leases_expired, 2u);
+  EXPECT_EQ(table_.counts().leases, 1u);
+  now_ += kTtl;
+  table_.Advance(now_);
+  EXPECT_EQ(table_.counts().leases_expired, 3u);
+  EXPECT_EQ(table_.counts().leases, 0u);
+}
+
 TEST_F(PresenceLeaseTableTest, HeartbeatAsksUnknownNodeToResync) {
   // Presence restarted: the node holds 3 leases, the table none.
   PresenceLeaseTable::HeartbeatResult result = table_.Heartbeat("n1", 3, now_);

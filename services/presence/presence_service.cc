@@ -171,6 +171,7 @@ PresenceServiceImpl::Stats PresenceServiceImpl::stats() const {
   Stats stats;
   stats.nodes = counts.nodes;
   stats.leases = counts.leases;
+  stats.leases_expired = counts.leases_expired;
   stats.users_online = counts.users_online;
   stats.users_in_memory = counts.entries;
   stats.subscriptions = fanout_.subscriptions();

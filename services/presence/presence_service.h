@@ -78,6 +78,7 @@ class PresenceServiceImpl final : public v1::PresenceService::CallbackService {
   struct Stats {
     size_t nodes = 0;
     size_t leases = 0;
+    uint64_t leases_expired = 0;  // dropped because their node went silent
     size_t users_online = 0;
     size_t users_in_memory = 0;
     size_t subscriptions = 0;
