@@ -109,8 +109,7 @@ class GrpcServerMetrics::Interceptor : public grpc::experimental::Interceptor {
     if (methods->QueryInterceptionHookPoint(
             InterceptionHookPoints::POST_RECV_CLOSE)) {
       const bool cancelled =
-          server_code_.load() < 0 ||
-          (callback_api_ && context_->IsCancelled());
+          server_code_.load() < 0 || (callback_api_ && context_->IsCancelled());
       Record(cancelled);
     }
     methods->Proceed();

@@ -27,7 +27,8 @@ namespace im::observability {
 //   grpc_server_handled_total{grpc_type,grpc_service,grpc_method,grpc_code}
 //   grpc_server_msg_received_total{grpc_type,grpc_service,grpc_method}
 //   grpc_server_msg_sent_total{grpc_type,grpc_service,grpc_method}
-//   grpc_server_handling_seconds{grpc_type,grpc_service,grpc_method} (histogram)
+//   grpc_server_handling_seconds{grpc_type,grpc_service,grpc_method}, a
+//   histogram with Prometheus' default buckets
 // grpc_type is unary, client_stream, server_stream or bidi_stream;
 // grpc_code is Go's spelling of the code ("OK", "NotFound", "Canceled").
 // A call counts as started when it arrives and as handled when it closes:

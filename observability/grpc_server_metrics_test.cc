@@ -154,17 +154,15 @@ class SyncEchoServiceImpl final : public EchoService::Service {
       response.set_text(request.text());
       if (!stream->Write(response)) break;
     }
-    return context->IsCancelled() ? grpc::Status::CANCELLED
-                                  : grpc::Status::OK;
+    return context->IsCancelled() ? grpc::Status::CANCELLED : grpc::Status::OK;
   }
 };
 
 prometheus::Labels MethodLabels(const std::string& type,
                                 const std::string& method,
                                 const std::string& service = kService) {
-  return {{"grpc_type", type},
-          {"grpc_service", service},
-          {"grpc_method", method}};
+  return {
+      {"grpc_type", type}, {"grpc_service", service}, {"grpc_method", method}};
 }
 
 prometheus::Labels WithCode(prometheus::Labels labels,
@@ -310,9 +308,9 @@ TEST_F(GrpcServerMetricsTest, ServerStreamCountsEachMessageAndFinalCode) {
   EXPECT_EQ(Value("grpc_server_started_total", labels), 1);
   EXPECT_EQ(Value("grpc_server_msg_received_total", labels), 1);
   EXPECT_EQ(Value("grpc_server_msg_sent_total", labels), 5);
-  EXPECT_EQ(Value("grpc_server_handled_total",
-                  WithCode(labels, "ResourceExhausted")),
-            1);
+  EXPECT_EQ(
+      Value("grpc_server_handled_total", WithCode(labels, "ResourceExhausted")),
+      1);
   EXPECT_EQ(Value("grpc_server_handled_total", WithCode(labels, "OK")), -1);
 }
 
@@ -372,13 +370,12 @@ TEST_F(GrpcServerMetricsTest, ExpiredDeadlineIsRecordedAsSuch) {
   EchoResponse response;
   // The server waits for the next request until the deadline ends the call.
   EXPECT_FALSE(stream->Read(&response));
-  EXPECT_EQ(stream->Finish().error_code(),
-            grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
   StopServer();
 
-  EXPECT_EQ(Value("grpc_server_handled_total",
-                  WithCode(labels, "DeadlineExceeded")),
-            1);
+  EXPECT_EQ(
+      Value("grpc_server_handled_total", WithCode(labels, "DeadlineExceeded")),
+      1);
   EXPECT_EQ(SumSamples(registry_, "grpc_server_handled_total",
                        {{"grpc_method", "Converse"}}),
             1);
@@ -387,8 +384,7 @@ TEST_F(GrpcServerMetricsTest, ExpiredDeadlineIsRecordedAsSuch) {
 TEST_F(GrpcServerMetricsTest, UnknownMethodsShareOneBoundedLabel) {
   for (const char* method : {"/im.testing.v1.EchoService/NoSuchMethod",
                              "/probe.Service/x1", "/probe.Service/x2"}) {
-    EXPECT_EQ(CallGeneric(method).error_code(),
-              grpc::StatusCode::UNIMPLEMENTED)
+    EXPECT_EQ(CallGeneric(method).error_code(), grpc::StatusCode::UNIMPLEMENTED)
         << method;
   }
   StopServer();
@@ -401,13 +397,14 @@ TEST_F(GrpcServerMetricsTest, UnknownMethodsShareOneBoundedLabel) {
       }
     }
   }
-  EXPECT_EQ(SumSamples(registry_, "grpc_server_started_total",
-                       {{"grpc_service", "unknown"}, {"grpc_method", "unknown"}}),
-            3);
-  EXPECT_EQ(SumSamples(registry_, "grpc_server_handled_total",
-                       {{"grpc_service", "unknown"},
-                        {"grpc_code", "Unimplemented"}}),
-            3);
+  EXPECT_EQ(
+      SumSamples(registry_, "grpc_server_started_total",
+                 {{"grpc_service", "unknown"}, {"grpc_method", "unknown"}}),
+      3);
+  EXPECT_EQ(
+      SumSamples(registry_, "grpc_server_handled_total",
+                 {{"grpc_service", "unknown"}, {"grpc_code", "Unimplemented"}}),
+      3);
 }
 
 TEST_F(GrpcServerMetricsTest, HealthChecksAreLabelledByTheirMethod) {
@@ -415,11 +412,11 @@ TEST_F(GrpcServerMetricsTest, HealthChecksAreLabelledByTheirMethod) {
   ASSERT_TRUE(status.ok()) << status.error_message();
   StopServer();
 
-  EXPECT_EQ(Value("grpc_server_handled_total",
-                  WithCode(MethodLabels("unary", "Check",
-                                        "grpc.health.v1.Health"),
-                           "OK")),
-            1);
+  EXPECT_EQ(
+      Value("grpc_server_handled_total",
+            WithCode(MethodLabels("unary", "Check", "grpc.health.v1.Health"),
+                     "OK")),
+      1);
 }
 
 TEST_F(GrpcServerMetricsTest, InitializeServiceCreatesZeroSeries) {
@@ -518,9 +515,8 @@ TEST(GrpcServerMetricsLabelsTest, CodesUseGoSpelling) {
       "DeadlineExceeded");
   EXPECT_STREQ(GrpcServerMetrics::CodeLabel(grpc::StatusCode::UNAUTHENTICATED),
                "Unauthenticated");
-  EXPECT_STREQ(
-      GrpcServerMetrics::CodeLabel(static_cast<grpc::StatusCode>(99)),
-      "Unknown");
+  EXPECT_STREQ(GrpcServerMetrics::CodeLabel(static_cast<grpc::StatusCode>(99)),
+               "Unknown");
 }
 
 }  // namespace

@@ -4,7 +4,6 @@
 #include <optional>
 
 #include "absl/strings/string_view.h"
-
 #include "prometheus/collectable.h"
 #include "prometheus/labels.h"
 

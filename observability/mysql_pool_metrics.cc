@@ -8,8 +8,8 @@ namespace {
 // From a cached primary-key read on loopback (~100 us) to a slow batch.
 const prometheus::Histogram::BucketBoundaries& QueryBuckets() {
   static const auto* buckets = new prometheus::Histogram::BucketBoundaries{
-      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
-      0.025,  0.05,    0.1,    0.25,  0.5,    1,     2.5, 5};
+      0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+      0.05,   0.1,     0.25,   0.5,   1,      2.5,   5};
   return *buckets;
 }
 
@@ -27,8 +27,7 @@ prometheus::Gauge& Gauge(prometheus::Registry& registry,
 
 }  // namespace
 
-MysqlPoolMetrics::MysqlPoolMetrics(prometheus::Registry& registry,
-                                   int pool_size)
+MysqlPoolMetrics::MysqlPoolMetrics(prometheus::Registry& registry)
     : size_(Gauge(registry, "mysql_pool_size",
                   "Connections the MySQL pool may open.")),
       in_use_(Gauge(registry, "mysql_pool_in_use",
@@ -38,12 +37,11 @@ MysqlPoolMetrics::MysqlPoolMetrics(prometheus::Registry& registry,
       waits_(CounterFamily(registry, "mysql_pool_waits_total",
                            "Acquisitions that waited for a free connection.")
                  .Add({})),
-      acquire_seconds_(
-          prometheus::BuildHistogram()
-              .Name("mysql_pool_acquire_seconds")
-              .Help("Seconds to get a connection from the pool.")
-              .Register(registry)
-              .Add({}, QueryBuckets())),
+      acquire_seconds_(prometheus::BuildHistogram()
+                           .Name("mysql_pool_acquire_seconds")
+                           .Help("Seconds to get a connection from the pool.")
+                           .Register(registry)
+                           .Add({}, QueryBuckets())),
       acquire_failures_(
           CounterFamily(registry, "mysql_pool_acquire_failures_total",
                         "Acquisitions that failed (timeout or server down).")
@@ -64,13 +62,13 @@ MysqlPoolMetrics::MysqlPoolMetrics(prometheus::Registry& registry,
                           .Register(registry)),
       query_errors_(CounterFamily(registry, "mysql_query_errors_total",
                                   "Store operations that failed.")),
-      query_retries_(CounterFamily(
-          registry, "mysql_query_retries_total",
-          "Transactions run again after a deadlock.")) {
-  size_.Set(pool_size);
-}
+      query_retries_(
+          CounterFamily(registry, "mysql_query_retries_total",
+                        "Transactions run again after a deadlock.")) {}
 
 MysqlPoolMetrics::~MysqlPoolMetrics() = default;
+
+void MysqlPoolMetrics::SetPoolSize(int pool_size) { size_.Set(pool_size); }
 
 void MysqlPoolMetrics::OnAcquire(absl::Duration latency, bool waited,
                                  const absl::Status& status) {

@@ -21,6 +21,7 @@ namespace im::observability {
 
 // A MySQL pool's metrics, fed by MysqlPool's observer hooks:
 //   mysql_pool_size                      gauge, the pool's connection limit
+//                                        (SetPoolSize)
 //   mysql_pool_in_use                    gauge, connections leased
 //   mysql_pool_open                      gauge, connections open (leased,
 //                                        idle or connecting)
@@ -40,10 +41,12 @@ namespace im::observability {
 // observer contract requires.
 class MysqlPoolMetrics final : public storage::MysqlPoolObserver {
  public:
-  // Registers in `registry`, which must outlive this. `pool_size` is
-  // MysqlOptions::pool_size of the observed pool.
-  MysqlPoolMetrics(prometheus::Registry& registry, int pool_size);
+  // Registers in `registry`, which must outlive this.
+  explicit MysqlPoolMetrics(prometheus::Registry& registry);
   ~MysqlPoolMetrics() override;
+
+  // MysqlOptions::pool_size of the observed pool.
+  void SetPoolSize(int pool_size);
 
   void OnAcquire(absl::Duration latency, bool waited,
                  const absl::Status& status) override;

@@ -13,11 +13,11 @@ class MysqlPoolMetricsTest : public ::testing::Test {
   }
 
   prometheus::Registry registry_;
-  MysqlPoolMetrics metrics_{registry_, 16};
+  MysqlPoolMetrics metrics_{registry_};
 };
 
 TEST_F(MysqlPoolMetricsTest, UnlabelledSeriesExistFromTheStart) {
-  EXPECT_EQ(Value("mysql_pool_size"), 16);
+  EXPECT_EQ(Value("mysql_pool_size"), 0);
   EXPECT_EQ(Value("mysql_pool_in_use"), 0);
   EXPECT_EQ(Value("mysql_pool_open"), 0);
   EXPECT_EQ(Value("mysql_pool_waits_total"), 0);
@@ -29,6 +29,7 @@ TEST_F(MysqlPoolMetricsTest, UnlabelledSeriesExistFromTheStart) {
 }
 
 TEST_F(MysqlPoolMetricsTest, PoolEvents) {
+  metrics_.SetPoolSize(16);
   metrics_.OnPoolState(3, 5);
   metrics_.OnAcquire(absl::Microseconds(50), false, absl::OkStatus());
   metrics_.OnAcquire(absl::Milliseconds(20), true, absl::OkStatus());
@@ -38,6 +39,7 @@ TEST_F(MysqlPoolMetricsTest, PoolEvents) {
   metrics_.OnConnect(absl::Milliseconds(2), absl::UnavailableError("down"));
   metrics_.OnDiscard();
 
+  EXPECT_EQ(Value("mysql_pool_size"), 16);
   EXPECT_EQ(Value("mysql_pool_in_use"), 3);
   EXPECT_EQ(Value("mysql_pool_open"), 5);
   EXPECT_EQ(Value("mysql_pool_waits_total"), 2);

@@ -47,13 +47,14 @@ TEST(ProcessMetricsTest, ReadsStatFields) {
   // proc(5) fields 1..24; comm holds spaces and parentheses. utime (14) =
   // 3 s, stime (15) = 1.5 s, threads (20) = 7, starttime (22) = 20 s after
   // boot, vsize (23) = 123456789, rss (24) = 250 pages.
-  proc.Write("stat",
-             absl::StrCat("42 (im (main) x) S 1 42 42 0 -1 4194560 100 0 0 0 ",
-                          3 * ticks, " ", 1.5 * ticks,
-                          " 0 0 20 0 7 0 ", 20 * ticks,
-                          " 123456789 250 18446744073709551615 1 1\n"));
+  proc.Write(
+      "stat",
+      absl::StrCat("42 (im (main) x) S 1 42 42 0 -1 4194560 100 0 0 0 ",
+                   3 * ticks, " ", 1.5 * ticks, " 0 0 20 0 7 0 ", 20 * ticks,
+                   " 123456789 250 18446744073709551615 1 1\n"));
   proc.Write("system_stat", "cpu  1 2 3 4\nbtime 1700000000\nprocesses 9\n");
-  for (const char* fd : {"0", "1", "2", "5"}) proc.Write(absl::StrCat("fd/", fd), "");
+  for (const char* fd : {"0", "1", "2", "5"})
+    proc.Write(absl::StrCat("fd/", fd), "");
 
   ProcessMetrics metrics(proc.Options());
   EXPECT_DOUBLE_EQ(*FindSample(metrics, "process_cpu_seconds_total"), 4.5);

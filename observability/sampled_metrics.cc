@@ -12,8 +12,7 @@ void SampledMetrics::AddGauge(std::string name, std::string help, Read read) {
                       prometheus::MetricType::Gauge, std::move(read)});
 }
 
-void SampledMetrics::AddCounter(std::string name, std::string help,
-                                Read read) {
+void SampledMetrics::AddCounter(std::string name, std::string help, Read read) {
   absl::MutexLock lock(&mu_);
   sampled_.push_back({std::move(name), std::move(help),
                       prometheus::MetricType::Counter, std::move(read)});

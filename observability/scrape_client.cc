@@ -29,10 +29,11 @@ absl::StatusOr<std::string> Scrape(const std::string& host_port,
   if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&address),
                         sizeof(address)) != 0) {
     if (fd >= 0) close(fd);
-    return absl::UnavailableError(absl::StrCat("cannot connect to ", host_port));
+    return absl::UnavailableError(
+        absl::StrCat("cannot connect to ", host_port));
   }
-  const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ",
-                                           host_port, "\r\n\r\n");
+  const std::string request =
+      absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: ", host_port, "\r\n\r\n");
   size_t written = 0;
   while (written < request.size()) {
     const ssize_t n =

@@ -29,9 +29,9 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Create(
       !absl::SimpleAtoi(options.listen_address.substr(colon + 1),
                         &requested_port) ||
       requested_port < 0 || requested_port > 65535) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "metrics listen address must be host:port, got \"",
-        options.listen_address, "\""));
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics listen address must be host:port, got \"",
+                     options.listen_address, "\""));
   }
   std::unique_ptr<prometheus::Exposer> exposer;
   try {

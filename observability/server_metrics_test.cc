@@ -58,8 +58,8 @@ TEST(ServerMetricsTest, WithoutAddressRecordsButServesNothing) {
 }
 
 TEST(ServerMetricsTest, RejectsBadAddresses) {
-  for (const char* address : {"9151", ":9151", "127.0.0.1:http",
-                              "127.0.0.1:70000", "127.0.0.1:-1"}) {
+  for (const char* address :
+       {"9151", ":9151", "127.0.0.1:http", "127.0.0.1:70000", "127.0.0.1:-1"}) {
     EXPECT_EQ(ServerMetrics::Create({address}).status().code(),
               absl::StatusCode::kInvalidArgument)
         << address;

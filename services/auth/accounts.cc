@@ -82,6 +82,8 @@ Accounts::Accounts(const Options& options, storage::UserStore* users,
       hasher_(hasher),
       revocations_(revocations),
       clock_(std::move(clock)),
+      metrics_(options.metrics != nullptr ? *options.metrics
+                                          : AuthMetrics::Unexported()),
       login_throttle_(options.login_throttle, clock_),
       register_throttle_(options.register_throttle, clock_) {}
 
@@ -141,7 +143,9 @@ absl::StatusOr<v1::RegisterResponse> Accounts::Register(
   }
   if (!valid.ok()) return valid;
   absl::Status allowed = register_throttle_.TryAcquire("", peer);
-  if (!allowed.ok()) return allowed;
+  if (!allowed.ok()) {
+    return Throttled(AuthMetrics::Throttled::kRegister, allowed);
+  }
 
   absl::StatusOr<std::string> hash = hasher_->Hash(request.password());
   if (!hash.ok()) return hash.status();
@@ -167,6 +171,26 @@ absl::StatusOr<v1::RegisterResponse> Accounts::Register(
 
 absl::StatusOr<v1::LoginResponse> Accounts::Login(
     const v1::LoginRequest& request, absl::string_view peer) {
+  absl::StatusOr<v1::LoginResponse> response = AttemptLogin(request, peer);
+  metrics_.LoginFinished(response.status());
+  return response;
+}
+
+absl::Status Accounts::Throttled(AuthMetrics::Throttled operation,
+                                 absl::Status refusal) {
+  metrics_.AttemptThrottled(operation);
+  return refusal;
+}
+
+void Accounts::PublishRevoked(
+    storage::RevokeReason reason,
+    const std::vector<storage::RevokedSessionRecord>& revoked) {
+  metrics_.SessionsRevoked(reason, revoked.size());
+  revocations_->Publish(revoked);
+}
+
+absl::StatusOr<v1::LoginResponse> Accounts::AttemptLogin(
+    const v1::LoginRequest& request, absl::string_view peer) {
   absl::Status valid = ValidateLabel("device_name", request.device_name(), 0,
                                      kMaxDeviceNameChars);
   if (!valid.ok()) return valid;
@@ -180,7 +204,7 @@ absl::StatusOr<v1::LoginResponse> Accounts::Login(
   const std::string username_norm =
       plausible ? NormalizeUsername(request.username()) : "";
   absl::Status allowed = login_throttle_.TryAcquire(username_norm, peer);
-  if (!allowed.ok()) return allowed;
+  if (!allowed.ok()) return Throttled(AuthMetrics::Throttled::kLogin, allowed);
   if (!plausible) return absl::UnauthenticatedError(kLoginFailed);
 
   absl::StatusOr<storage::UserRecord> user =
@@ -243,8 +267,10 @@ absl::StatusOr<v1::RefreshResponse> Accounts::Refresh(
       const storage::SessionRecord& session = rotated->session;
       spdlog::warn("refresh token reuse on session {} of user {}: revoked",
                    session.id, session.user_id);
-      revocations_->Publish({storage::RevokedSessionRecord{
-          session.id, session.user_id, session.revoked_at.value_or(now)}});
+      PublishRevoked(
+          storage::RevokeReason::kRefreshReuse,
+          {storage::RevokedSessionRecord{session.id, session.user_id,
+                                         session.revoked_at.value_or(now)}});
       return absl::UnauthenticatedError(
           "refresh token was already used; the session has been revoked");
     }
@@ -273,7 +299,9 @@ absl::StatusOr<v1::RefreshResponse> Accounts::Refresh(
 absl::StatusOr<v1::ExchangeApiKeyResponse> Accounts::ExchangeApiKey(
     const v1::ExchangeApiKeyRequest& request, absl::string_view peer) {
   absl::Status allowed = login_throttle_.TryAcquire("", peer);
-  if (!allowed.ok()) return allowed;
+  if (!allowed.ok()) {
+    return Throttled(AuthMetrics::Throttled::kExchangeApiKey, allowed);
+  }
   std::optional<std::string> key_hash =
       HashOfSecret(kApiKeyPrefix, request.api_key());
   if (!key_hash.has_value()) return absl::UnauthenticatedError(kApiKeyFailed);
@@ -309,7 +337,9 @@ absl::StatusOr<v1::ExchangeApiKeyResponse> Accounts::ExchangeApiKey(
         sessions_->RevokeSession(account->user_id, created->id,
                                  storage::RevokeReason::kServiceAccountRevoked,
                                  now);
-    if (revoked.ok()) revocations_->Publish({*revoked});
+    if (revoked.ok()) {
+      PublishRevoked(storage::RevokeReason::kServiceAccountRevoked, {*revoked});
+    }
     if (!again.ok() && !absl::IsNotFound(again.status())) {
       return again.status();
     }
@@ -329,7 +359,7 @@ absl::StatusOr<v1::LogoutResponse> Accounts::Logout(const Caller& caller) {
       sessions_->RevokeSession(caller.user_id, caller.session_id,
                                storage::RevokeReason::kLogout, clock_());
   if (!revoked.ok()) return revoked.status();
-  revocations_->Publish({*revoked});
+  PublishRevoked(storage::RevokeReason::kLogout, {*revoked});
   return v1::LogoutResponse();
 }
 
@@ -343,7 +373,7 @@ absl::StatusOr<v1::LogoutAllResponse> Accounts::LogoutAll(
   if (!revoked.ok()) return revoked.status();
   v1::LogoutAllResponse response;
   response.set_revoked_sessions(static_cast<uint32_t>(revoked->size()));
-  revocations_->Publish(*revoked);
+  PublishRevoked(storage::RevokeReason::kLogoutAll, *revoked);
   return response;
 }
 
@@ -510,7 +540,7 @@ absl::StatusOr<v1::RevokeServiceAccountResponse> Accounts::RevokeServiceAccount(
   if (!revoked.ok()) return revoked.status();
   spdlog::info("admin {} revoked service account {} ({} sessions)",
                caller.user_id, account->user_id, revoked->size());
-  revocations_->Publish(*revoked);
+  PublishRevoked(storage::RevokeReason::kServiceAccountRevoked, *revoked);
   v1::RevokeServiceAccountResponse response;
   FillServiceAccount(*account, response.mutable_account());
   return response;

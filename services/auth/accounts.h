@@ -10,6 +10,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "im/auth/v1/auth.pb.h"
+#include "services/auth/auth_metrics.h"
 #include "services/auth/login_throttle.h"
 #include "services/auth/password_hasher.h"
 #include "services/auth/revocation_feed.h"
@@ -39,6 +40,9 @@ class Accounts {
         /*per_username=*/{},
         /*per_peer=*/{20, absl::Seconds(3)},
         /*max_tracked_keys=*/100000};
+    // Where logins, throttled attempts and revocations are counted; null =
+    // AuthMetrics::Unexported(). Must outlive the Accounts.
+    AuthMetrics* metrics = nullptr;
   };
   using Clock = std::function<absl::Time()>;
 
@@ -79,6 +83,16 @@ class Accounts {
       "wrong username or password";
 
  private:
+  // Login without counting its result.
+  absl::StatusOr<v1::LoginResponse> AttemptLogin(
+      const v1::LoginRequest& request, absl::string_view peer);
+  // Counts a throttle refusal and returns `refusal`.
+  absl::Status Throttled(AuthMetrics::Throttled operation,
+                         absl::Status refusal);
+  // Sends revoked sessions to the feed and counts them.
+  void PublishRevoked(
+      storage::RevokeReason reason,
+      const std::vector<storage::RevokedSessionRecord>& revoked);
   // The role a user's tokens carry; promotes --admin_usernames on the way.
   absl::StatusOr<v1::Role> RoleForLogin(const storage::UserRecord& user);
   v1::Role RoleOf(const storage::UserRecord& user) const;
@@ -95,6 +109,7 @@ class Accounts {
   const PasswordHasher* const hasher_;
   RevocationFeed* const revocations_;
   const Clock clock_;
+  AuthMetrics& metrics_;
   LoginThrottle login_throttle_;
   LoginThrottle register_throttle_;
 };

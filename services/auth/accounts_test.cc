@@ -11,6 +11,8 @@
 
 #include "absl/synchronization/mutex.h"
 #include "gtest/gtest.h"
+#include "observability/metric_reader.h"
+#include "services/auth/auth_metrics.h"
 #include "services/auth/secret_token.h"
 #include "services/common/authenticator.h"
 #include "services/common/proto_time.h"
@@ -406,6 +408,52 @@ TEST_F(AccountsTest, LogoutAllEndsEverySessionInOneBatch) {
   EXPECT_FALSE(revocations_.IsRevoked(b1.session_id()));
   ASSERT_EQ(subscriber_.batches().size(), 1u);
   EXPECT_EQ(subscriber_.batches()[0].size(), 3u);
+}
+
+TEST_F(AccountsTest, CountsLoginsThrottlingAndRevocations) {
+  prometheus::Registry registry;
+  AuthMetrics metrics(registry);
+  Accounts::Options options = options_;
+  options.metrics = &metrics;
+  accounts_ = NewAccounts(options);
+  auto count = [&](const char* name, const char* label, const char* value) {
+    return observability::FindSample(registry, name, {{label, value}})
+        .value_or(-1);
+  };
+
+  Register("alice");
+  v1::TokenPair first = MustLogin("alice");
+  MustLogin("alice");
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(Login("alice", "wrong-password").status().code(),
+              absl::StatusCode::kUnauthenticated);
+  }
+  EXPECT_EQ(Login("alice", "wrong-password").status().code(),
+            absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(Login("alice", "password123", "peer", "").status().code(),
+            absl::StatusCode::kResourceExhausted);
+  v1::LoginRequest bad_device;
+  bad_device.set_username("alice");
+  bad_device.set_password("password123");
+  bad_device.set_device_kind(static_cast<v1::DeviceKind>(99));
+  EXPECT_EQ(accounts_->Login(bad_device, "peer").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(count("im_auth_logins_total", "result", "ok"), 2);
+  EXPECT_EQ(count("im_auth_logins_total", "result", "failed"), 3);
+  EXPECT_EQ(count("im_auth_logins_total", "result", "throttled"), 2);
+  EXPECT_EQ(count("im_auth_logins_total", "result", "invalid"), 1);
+  EXPECT_EQ(count("im_auth_logins_total", "result", "error"), 0);
+  EXPECT_EQ(count("im_auth_throttled_total", "operation", "login"), 2);
+
+  ASSERT_TRUE(accounts_->Logout(CallerOf(first)).ok());
+  EXPECT_EQ(count("im_auth_sessions_revoked_total", "reason", "logout"), 1);
+  now_ += absl::Seconds(30);
+  v1::TokenPair again = MustLogin("alice");
+  auto all = accounts_->LogoutAll(CallerOf(again));
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(all->revoked_sessions(), 2u);
+  EXPECT_EQ(count("im_auth_sessions_revoked_total", "reason", "logout_all"),
+            2);
 }
 
 TEST_F(AccountsTest, ListSessionsNewestFirstWithCurrentMarked) {

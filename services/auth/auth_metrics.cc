@@ -5,8 +5,8 @@
 namespace im::auth {
 namespace {
 
-constexpr const char* kLoginResults[] = {"ok", "failed", "throttled",
-                                         "invalid", "error"};
+constexpr const char* kLoginResults[] = {"ok", "failed", "throttled", "invalid",
+                                         "error"};
 constexpr const char* kThrottledOperations[] = {"login", "exchange_api_key",
                                                 "register"};
 

@@ -12,8 +12,8 @@ TEST(AuthMetricsTest, EverySeriesStartsAtZero) {
   prometheus::Registry registry;
   AuthMetrics metrics(registry);
   for (const char* result : {"ok", "failed", "throttled", "invalid", "error"}) {
-    EXPECT_EQ(FindSample(registry, "im_auth_logins_total", {{"result", result}}),
-              0)
+    EXPECT_EQ(
+        FindSample(registry, "im_auth_logins_total", {{"result", result}}), 0)
         << result;
   }
   for (const char* operation : {"login", "exchange_api_key", "register"}) {
@@ -22,8 +22,8 @@ TEST(AuthMetricsTest, EverySeriesStartsAtZero) {
               0)
         << operation;
   }
-  for (const char* reason : {"logout", "logout_all", "refresh_reuse",
-                             "service_account", "admin"}) {
+  for (const char* reason :
+       {"logout", "logout_all", "refresh_reuse", "service_account", "admin"}) {
     EXPECT_EQ(FindSample(registry, "im_auth_sessions_revoked_total",
                          {{"reason", reason}}),
               0)
@@ -60,9 +60,9 @@ TEST(AuthMetricsTest, ThrottledAndRevoked) {
   metrics.SessionsRevoked(storage::RevokeReason::kLogout, 1);
   metrics.SessionsRevoked(storage::RevokeReason::kLogoutAll, 3);
   metrics.SessionsRevoked(storage::RevokeReason::kLogoutAll, 0);
-  EXPECT_EQ(FindSample(registry, "im_auth_throttled_total",
-                       {{"operation", "login"}}),
-            2);
+  EXPECT_EQ(
+      FindSample(registry, "im_auth_throttled_total", {{"operation", "login"}}),
+      2);
   EXPECT_EQ(FindSample(registry, "im_auth_throttled_total",
                        {{"operation", "register"}}),
             1);

@@ -10,6 +10,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_split.h"
+#include "services/auth/auth_metrics.h"
 #include "services/auth/auth_service.h"
 #include "services/common/database_flags.h"
 #include "services/common/server_flags.h"
@@ -117,10 +118,13 @@ absl::StatusOr<auth::AuthServiceImpl::Options> OptionsFromFlags() {
   return options;
 }
 
-absl::StatusOr<std::unique_ptr<HostedService>> BuildAuthService() {
+absl::StatusOr<std::unique_ptr<HostedService>> BuildAuthService(
+    observability::ServerMetrics& metrics) {
   absl::StatusOr<auth::AuthServiceImpl::Options> options = OptionsFromFlags();
   if (!options.ok()) return options.status();
   auto bundle = std::make_unique<ServiceBundle>();
+  options->accounts.metrics =
+      bundle->Own(std::make_unique<auth::AuthMetrics>(metrics.registry()));
   // Loaded up front so that a bad key file fails the start, not a call.
   absl::StatusOr<std::unique_ptr<TokenCodec>> tokens = TokenCodecFromFlags();
   if (!tokens.ok()) return tokens.status();
@@ -133,10 +137,10 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildAuthService() {
         "and are lost at exit (development only)");
     database = bundle->Own(std::make_unique<storage::FakeDatabase>());
   } else {
-    absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> mysql =
-        OpenDatabaseFromFlags();
+    absl::StatusOr<storage::MysqlDatabase*> mysql =
+        OpenDatabaseFromFlags(*bundle, metrics);
     if (!mysql.ok()) return mysql.status();
-    database = bundle->Own(*std::move(mysql));
+    database = *mysql;
   }
 
   absl::StatusOr<std::unique_ptr<auth::AuthServiceImpl>> service =

@@ -1,7 +1,11 @@
 #include "services/common/database_flags.h"
 
+#include <memory>
+#include <utility>
+
 #include "absl/flags/flag.h"
 #include "absl/strings/str_join.h"
+#include "observability/mysql_pool_metrics.h"
 #include "services/common/server_flags.h"
 #include "spdlog/spdlog.h"
 #include "storage/fake/fake_database.h"
@@ -46,6 +50,32 @@ absl::StatusOr<std::unique_ptr<storage::Database>> OpenStoresFromFlags(
       OpenDatabaseFromFlags(observer);
   if (!mysql.ok()) return mysql.status();
   return std::unique_ptr<storage::Database>(*std::move(mysql));
+}
+
+absl::StatusOr<storage::MysqlDatabase*> OpenDatabaseFromFlags(
+    ServiceBundle& bundle, observability::ServerMetrics& metrics) {
+  // Owned first, so destroyed after the pool that reports to it.
+  auto* pool_metrics = bundle.Own(
+      std::make_unique<observability::MysqlPoolMetrics>(metrics.registry()));
+  absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> database =
+      OpenDatabaseFromFlags(pool_metrics);
+  if (!database.ok()) return database.status();
+  pool_metrics->SetPoolSize((*database)->pool()->options().pool_size);
+  return bundle.Own(*std::move(database));
+}
+
+absl::StatusOr<storage::Database*> OpenStoresFromFlags(
+    ServiceBundle& bundle, observability::ServerMetrics& metrics) {
+  if (absl::GetFlag(FLAGS_mysql_dsn) == "memory:") {
+    absl::StatusOr<std::unique_ptr<storage::Database>> stores =
+        OpenStoresFromFlags();
+    if (!stores.ok()) return stores.status();
+    return bundle.Own(*std::move(stores));
+  }
+  absl::StatusOr<storage::MysqlDatabase*> database =
+      OpenDatabaseFromFlags(bundle, metrics);
+  if (!database.ok()) return database.status();
+  return *database;
 }
 
 }  // namespace im

@@ -5,6 +5,8 @@
 
 #include "absl/flags/declare.h"
 #include "absl/status/statusor.h"
+#include "observability/server_metrics.h"
+#include "services/common/service_host.h"
 #include "storage/mysql/mysql_database.h"
 
 // For main.cc files of services with a database: --mysql_dsn (from
@@ -24,6 +26,14 @@ absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> OpenDatabaseFromFlags(
 // (development only: everything is lost at exit; a warning says so).
 absl::StatusOr<std::unique_ptr<storage::Database>> OpenStoresFromFlags(
     storage::MysqlPoolObserver* observer = nullptr);
+
+// The same with the MySQL pool's metrics (mysql_pool_*, mysql_query_*; see
+// observability/mysql_pool_metrics.h) in `metrics`. `bundle` owns the stores
+// and their metrics.
+absl::StatusOr<storage::MysqlDatabase*> OpenDatabaseFromFlags(
+    ServiceBundle& bundle, observability::ServerMetrics& metrics);
+absl::StatusOr<storage::Database*> OpenStoresFromFlags(
+    ServiceBundle& bundle, observability::ServerMetrics& metrics);
 
 }  // namespace im
 

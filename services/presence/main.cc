@@ -12,6 +12,7 @@
 #include "services/common/revocation_watcher.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_host.h"
+#include "services/presence/presence_metrics.h"
 #include "services/presence/presence_service.h"
 #include "spdlog/spdlog.h"
 #include "storage/fake/fake_database.h"
@@ -67,7 +68,8 @@ absl::StatusOr<presence::PresenceServiceImpl::Options> OptionsFromFlags() {
   return options;
 }
 
-absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService() {
+absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService(
+    observability::ServerMetrics& metrics) {
   absl::StatusOr<presence::PresenceServiceImpl::Options> options =
       OptionsFromFlags();
   if (!options.ok()) return options.status();
@@ -84,10 +86,10 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService() {
         "memory and are lost at exit (development only)");
     database = bundle->Own(std::make_unique<storage::FakeDatabase>());
   } else {
-    absl::StatusOr<std::unique_ptr<storage::MysqlDatabase>> mysql =
-        OpenDatabaseFromFlags();
+    absl::StatusOr<storage::MysqlDatabase*> mysql =
+        OpenDatabaseFromFlags(*bundle, metrics);
     if (!mysql.ok()) return mysql.status();
-    database = bundle->Own(*std::move(mysql));
+    database = *mysql;
   }
 
   // Revocations from auth: subscriptions of a revoked session end at once.
@@ -112,6 +114,7 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService() {
   if (!service.ok()) return service.status();
   presence::PresenceServiceImpl* presence = bundle->Own(*std::move(service));
   bundle->Serve(presence);
+  metrics.AddCollectable(presence::PresenceMetrics(*presence));
   // End the Subscribe streams so the server's Shutdown need not wait for
   // them, and write every pending last_seen.
   bundle->OnDrain([presence] { presence->Shutdown(); });
