@@ -15,7 +15,8 @@
 # Existing files in DIR are replaced.
 set -euo pipefail
 
-readonly PROG="$(basename "$0")"
+PROG="$(basename "$0")"
+readonly PROG
 
 die() {
   echo "$PROG: $*" >&2
