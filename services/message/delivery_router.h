@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "services/message/delivery_bus.h"
 #include "services/message/log_writer.h"
 #include "services/message/shared_frame.h"
 #include "services/message/stream_session.h"
@@ -22,8 +23,8 @@ namespace im::message {
 // one immutable frame and hands it to every session of every recipient: all
 // devices of all members, the sender's own devices and the sending stream
 // included (the sender gets its SendAck first, then the Entry; clients
-// dedupe by (conversation, seq)). Thread-safe.
-class DeliveryRouter : public EntryPublisher {
+// dedupe by (conversation, seq)). The bus of a node alone. Thread-safe.
+class DeliveryRouter : public DeliveryBus {
  public:
   struct Options {
     // Streams (Chat, Subscribe) one user may hold; polls do not count.
@@ -32,21 +33,27 @@ class DeliveryRouter : public EntryPublisher {
 
   explicit DeliveryRouter(Options options);
 
+  // Set once, before the first Register; `listener` must outlive the
+  // router's sessions.
+  void SetLocalUsersListener(LocalUsersListener *listener);
+
   // RESOURCE_EXHAUSTED when a counted session would exceed the user's
   // limit.
-  absl::Status Register(const std::shared_ptr<StreamSession>& session,
+  absl::Status Register(const std::shared_ptr<StreamSession> &session,
                         bool counted);
   // Idempotent.
-  void Unregister(const StreamSession* session);
+  void Unregister(const StreamSession *session);
 
   // EntryPublisher: to every session of every member and of `also_to`.
-  void PublishEntry(storage::Entry entry, const ConversationMembers& members,
+  void PublishEntry(storage::Entry entry, const ConversationMembers &members,
                     absl::Span<const uint64_t> also_to) override;
 
-  // A receipt or typing frame to the sessions of `users`, except those of
-  // `except_user` (0 = none).
-  void PublishEphemeral(const FramePtr& frame, absl::Span<const uint64_t> users,
-                        uint64_t except_user);
+  // DeliveryBus: this node's sessions only.
+  void PublishEphemeral(const FramePtr &frame, absl::Span<const uint64_t> users,
+                        uint64_t except_user) override;
+  // Runs `start` at once: every entry is published here.
+  void WhenRoutable(uint64_t user_id,
+                    absl::AnyInvocable<void() &&> start) override;
 
   std::vector<std::shared_ptr<StreamSession>> SessionsOf(uint64_t user_id);
   std::vector<std::shared_ptr<StreamSession>> AllSessions();
@@ -66,12 +73,13 @@ class DeliveryRouter : public EntryPublisher {
     absl::flat_hash_map<uint64_t, UserSessions> users ABSL_GUARDED_BY(mu);
   };
 
-  Shard& ShardOf(uint64_t user_id) { return shards_[user_id % kShards]; }
+  Shard &ShardOf(uint64_t user_id) { return shards_[user_id % kShards]; }
   // Appends the sessions of `user_id` to `out`.
   void CollectSessions(uint64_t user_id,
-                       std::vector<std::shared_ptr<StreamSession>>& out);
+                       std::vector<std::shared_ptr<StreamSession>> &out);
 
   const Options options_;
+  LocalUsersListener *users_listener_ = nullptr;
   std::array<Shard, kShards> shards_;
 };
 

@@ -105,13 +105,19 @@ void MembershipCache::Get(uint64_t conversation_id, Callback done) {
 
 absl::StatusOr<MembersPtr> MembershipCache::GetBlocking(
     uint64_t conversation_id) {
-  if (MembersPtr members = Find(conversation_id)) return members;
+  uint64_t epoch = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    if (MembersPtr members = FindLocked(conversation_id)) return members;
+    epoch = change_epoch_;
+  }
   absl::StatusOr<MembersPtr> loaded = Load(conversation_id);
   if (!loaded.ok()) return loaded.status();
-  // Only the conversation's writer shard changes its members, and callers
-  // for conversations they write are that shard, so this load is current.
+  // On this node only the conversation's writer shard changes its members,
+  // and callers for conversations they write are that shard; another
+  // node's change shows as Invalidate, after which this load may be old.
   absl::MutexLock lock(&mu_);
-  InstallLocked(*loaded);
+  if (change_epoch_ == epoch) InstallLocked(*loaded);
   return loaded;
 }
 
@@ -142,6 +148,20 @@ void MembershipCache::ApplyChange(const storage::MemberChange& change) {
     members->joined_seq[user_id] = joined;
   }
   InstallLocked(std::move(members));
+}
+
+void MembershipCache::Invalidate(uint64_t conversation_id) {
+  absl::MutexLock lock(&mu_);
+  ++change_epoch_;
+  recent_.erase(conversation_id);
+  older_.erase(conversation_id);
+}
+
+void MembershipCache::Clear() {
+  absl::MutexLock lock(&mu_);
+  ++change_epoch_;
+  recent_.clear();
+  older_.clear();
 }
 
 }  // namespace im::message

@@ -68,6 +68,11 @@ class MembershipCache {
   // conversation's writer shard before the change's entry is published.
   void ApplyChange(const storage::MemberChange& change);
 
+  // Another node changed the members: the next lookup reads them afresh.
+  void Invalidate(uint64_t conversation_id);
+  // Changes made elsewhere may have been missed: forgets everything.
+  void Clear();
+
  private:
   absl::StatusOr<MembersPtr> Load(uint64_t conversation_id);
   void InstallLocked(MembersPtr members) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -89,7 +94,8 @@ class MembershipCache {
   // Waiters of in-flight loads.
   absl::flat_hash_map<uint64_t, std::vector<Callback>> loading_
       ABSL_GUARDED_BY(mu_);
-  // Bumped by every ApplyChange; a load that sees it move is not cached.
+  // Bumped by every ApplyChange, Invalidate and Clear; a load that sees it
+  // move is not cached.
   uint64_t change_epoch_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

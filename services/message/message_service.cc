@@ -60,9 +60,17 @@ absl::StatusOr<std::unique_ptr<MessageServiceImpl>> MessageServiceImpl::Create(
   }
   auto service = std::unique_ptr<MessageServiceImpl>(
       new MessageServiceImpl(options, deps));
+  service->bus_ = service->router_.get();
+  if (deps.make_bus) {
+    absl::StatusOr<std::unique_ptr<DeliveryBus>> bus =
+        deps.make_bus(service->router_.get(), service->members_.get());
+    if (!bus.ok()) return bus.status();
+    service->cluster_bus_ = *std::move(bus);
+    service->bus_ = service->cluster_bus_.get();
+  }
   absl::StatusOr<std::unique_ptr<LogWriter>> writer =
       LogWriter::Create(options.writer, deps.log, service->members_.get(),
-                        service->router_.get());
+                        service->bus_);
   if (!writer.ok()) return writer.status();
   service->writer_ = *std::move(writer);
   if (deps.revocations != nullptr) {
@@ -121,10 +129,17 @@ void MessageServiceImpl::Drain() {
   accepting_.store(false);
   // Commits everything queued; each request's ack reaches its stream.
   writer_->Stop();
+  bus_->Stop();
   for (const auto& session : router_->AllSessions()) {
     session->CloseWhenIdle(absl::UnavailableError(
         "server is shutting down; reconnect and resume"));
   }
+}
+
+void MessageServiceImpl::StartSession(
+    const std::shared_ptr<StreamSession>& session, const v1::Resume& resume) {
+  bus_->WhenRoutable(session->user_id(),
+                     [session, resume] { session->Start(resume); });
 }
 
 void MessageServiceImpl::OnSessionRevoked(uint64_t session_id,
@@ -238,7 +253,7 @@ void MessageServiceImpl::SubmitMarkRead(const Caller& caller,
           members_->Get(conversation_id,
                         [this, shared](absl::StatusOr<MembersPtr> members) {
                           if (!members.ok()) return;
-                          router_->PublishEphemeral(
+                          bus_->PublishEphemeral(
                               shared, (*members)->member_ids, 0);
                         });
         }
@@ -279,7 +294,7 @@ void MessageServiceImpl::SubmitTyping(
     typing->set_user_id(user_id);
     *typing->mutable_expires_at() =
         ToProtoTime(absl::Now() + options_.typing_ttl);
-    router_->PublishEphemeral(MakeFrame(std::move(frame)),
+    bus_->PublishEphemeral(MakeFrame(std::move(frame)),
                               (*members)->member_ids, user_id);
     std::move(done)(absl::OkStatus());
   });

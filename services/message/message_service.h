@@ -5,6 +5,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -17,6 +18,7 @@
 #include "im/message/v1/message.grpc.pb.h"
 #include "services/common/authenticator.h"
 #include "services/common/worker_pool.h"
+#include "services/message/delivery_bus.h"
 #include "services/message/delivery_router.h"
 #include "services/message/log_writer.h"
 #include "services/message/membership_cache.h"
@@ -107,6 +109,13 @@ class MessageServiceImpl final : public MessageServiceBase {
     RevocationSet* revocations = nullptr;
     // Optional: told when device streams open and close.
     presence::DevicePresenceReporter* presence = nullptr;
+    // Optional: links this node's deliveries with other nodes (for example
+    // RedisDeliveryBus::Create). Called once by Create with the node's
+    // router and membership cache; the service owns the bus and publishes
+    // through it. Unset: this node alone (the router).
+    std::function<absl::StatusOr<std::unique_ptr<DeliveryBus>>(
+        DeliveryRouter* router, MembershipCache* members)>
+        make_bus;
   };
 
   // INVALID_ARGUMENT for missing dependencies or bad options.
@@ -194,6 +203,9 @@ class MessageServiceImpl final : public MessageServiceBase {
   MessageServiceImpl(const MessageServiceOptions& options,
                      const Dependencies& deps);
 
+  // Starts a registered session's replay once the bus routes to it.
+  void StartSession(const std::shared_ptr<StreamSession>& session,
+                    const v1::Resume& resume);
   // The caller of an RPC: UNAUTHENTICATED, or PERMISSION_DENIED for
   // internal callers (they act for no user).
   absl::StatusOr<Caller> AuthenticateUser(
@@ -262,6 +274,9 @@ class MessageServiceImpl final : public MessageServiceBase {
   std::unique_ptr<UserRateLimiter> typing_limiter_;
   std::unique_ptr<MembershipCache> members_;
   std::unique_ptr<DeliveryRouter> router_;
+  // Set by Create when Dependencies::make_bus is; `bus_` is it or router_.
+  std::unique_ptr<DeliveryBus> cluster_bus_;
+  DeliveryBus* bus_ = nullptr;
   std::unique_ptr<LogWriter> writer_;
   std::atomic<bool> accepting_{true};
   std::atomic<uint64_t> next_stream_id_{0};

@@ -110,7 +110,7 @@ class LiveStreamReactor : public Reactor, public SessionTransport {
       service_->deps_.presence->OnStreamOpened(stream);
       presence_open_ = true;
     }
-    session_->Start(resume);
+    service_->StartSession(session_, resume);
   }
 
   MessageServiceImpl* const service_;
@@ -427,7 +427,7 @@ class PollCall final : public grpc::ServerUnaryReactor {
     std::shared_ptr<PollState> state = state_;
     deadline_timer_ = service_->timers_->Schedule(
         absl::Now() + wait, [state] { state->WaitExpired(); });
-    state_->session()->Start(request->resume());
+    service_->StartSession(state_->session(), request->resume());
   }
 
   void OnCancel() override {

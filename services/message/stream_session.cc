@@ -284,6 +284,74 @@ void StreamSession::OnEntryLocked(const FramePtr& frame) {
   QueueFetchLocked(id, c);
 }
 
+void StreamSession::OnLogPosition(uint64_t conversation_id, uint64_t last_seq,
+                                  const storage::MemberRecord* member) {
+  TransportAction action;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!AcceptingLocked() || last_seq == 0) return;
+    OnLogPositionLocked(conversation_id, last_seq, member);
+    ProcessFetchQueueLocked();
+    action = NextTransportActionLocked();
+  }
+  Perform(std::move(action));
+}
+
+void StreamSession::OnLogPositionLocked(uint64_t conversation_id,
+                                        uint64_t last_seq,
+                                        const storage::MemberRecord* member) {
+  if (phase_ == Phase::kLoading) {
+    // The memberships being loaded may predate this read: positioning
+    // replays up to the larger of the two.
+    Conversation& c = conversations_[conversation_id];
+    c.known_max = std::max(c.known_max, last_seq);
+    return;
+  }
+  const bool active = member != nullptr && member->active();
+  auto it = conversations_.find(conversation_id);
+  if (it == conversations_.end()) {
+    uint64_t base;
+    if (auto from = live_from_.find(conversation_id); from != live_from_.end()) {
+      base = from->second;
+      live_from_.erase(from);
+    } else if (active) {
+      // Joined since the stream started; the entry adding the user is
+      // delivered too.
+      base = member->joined_seq > 0 ? member->joined_seq - 1 : 0;
+    } else {
+      return;
+    }
+    Conversation& c = conversations_[conversation_id];
+    c.positioned = true;
+    c.delivered = base;
+    c.known_max = std::max(base, last_seq);
+    if (c.known_max > c.delivered) QueueFetchLocked(conversation_id, c);
+    return;
+  }
+  Conversation& c = it->second;
+  if (c.closed) {
+    if (!active || member->joined_seq <= c.delivered) return;
+    // Added back since the entry that removed the user.
+    DropHeldLocked(c);
+    c.closed = false;
+    c.delivered = member->joined_seq - 1;
+    c.last_visible = kNoEnd;
+    c.known_max = std::max(c.delivered, last_seq);
+    if (c.known_max > c.delivered) QueueFetchLocked(conversation_id, c);
+    return;
+  }
+  if (member != nullptr && member->left_seq.has_value()) {
+    c.last_visible = std::min(c.last_visible, *member->left_seq);
+  }
+  if (!c.positioned) {
+    // Its position is being looked up; the fetch then reads up to here.
+    c.known_max = std::max(c.known_max, last_seq);
+    return;
+  }
+  c.known_max = std::max(c.known_max, std::min(last_seq, c.last_visible));
+  if (c.known_max > c.delivered) QueueFetchLocked(conversation_id, c);
+}
+
 void StreamSession::OnEphemeral(const FramePtr& frame) {
   TransportAction action;
   {

@@ -97,6 +97,16 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
   void OnEntry(const FramePtr& frame);
   // From the router: a receipt or typing frame; delivered only once live.
   void OnEphemeral(const FramePtr& frame);
+  // What the log held for one of the user's conversations when read, for
+  // when live entries may have been missed (another node's notification
+  // lost or sent to an outdated member list): entries up to `last_seq`
+  // exist. `member`, when given, is the user's membership row as read with
+  // it: a conversation joined since the stream started is then delivered
+  // from its joined_seq, and one the user left up to its left_seq.
+  // Whatever lies beyond what the stream delivered is read from the log.
+  void OnLogPosition(uint64_t conversation_id, uint64_t last_seq,
+                     const storage::MemberRecord* member);
+
   // This stream's own answers (SendAck, Error); never dropped, but they
   // count against the bound like any frame.
   void EnqueueReply(FramePtr frame);
@@ -204,6 +214,9 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
                                     const storage::MembershipView& view)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnEntryLocked(const FramePtr& frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnLogPositionLocked(uint64_t conversation_id, uint64_t last_seq,
+                           const storage::MemberRecord* member)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Records that the replay cannot go on for lack of room.
   void NoRoomLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // True when `entry` adds this user (creation included).

@@ -208,5 +208,80 @@ TEST_F(StreamSessionTest, OverflowFinishesAfterTheWriteInFlight) {
   EXPECT_EQ(transport_.Seqs(group_), std::vector<uint64_t>({12}));
 }
 
+// The last entry of a conversation was never published here (another
+// node's notification lost): a log position read later delivers it once,
+// and the late live copy is dropped.
+TEST_F(StreamSessionTest, LogPositionDeliversEntriesNeverPublished) {
+  auto session = Open(StreamSession::Options(), v1::Resume());  // live only
+  ASSERT_TRUE(transport_.PumpUntilReady());
+  Append(4);  // 12..15, not published
+  session->OnLogPosition(group_, 15, nullptr);
+  ASSERT_TRUE(transport_.PumpUntil(group_, 15));
+  session->OnEntry(EntryFrame(15));
+  session->OnLogPosition(group_, 13, nullptr);  // older read: nothing
+  Append(1);
+  session->OnEntry(EntryFrame(16));
+  ASSERT_TRUE(transport_.PumpUntil(group_, 16));
+  EXPECT_EQ(transport_.Seqs(group_), Range(12, 16));
+}
+
+// The same for a conversation the stream resumed with a cursor.
+TEST_F(StreamSessionTest, LogPositionAfterResumeFillsFromTheCursor) {
+  v1::Resume resume;
+  (*resume.mutable_cursors())[group_] = 11;
+  auto session = Open(StreamSession::Options(), resume);
+  ASSERT_TRUE(transport_.PumpUntilReady());
+  Append(3);  // 12..14
+  session->OnLogPosition(group_, 14, nullptr);
+  ASSERT_TRUE(transport_.PumpUntil(group_, 14));
+  EXPECT_EQ(transport_.Seqs(group_), Range(12, 14));
+}
+
+// Added to a group after the stream started, with every notification
+// lost: the membership read with the position delivers the group from the
+// entry that added the user.
+TEST_F(StreamSessionTest, LogPositionWithMembershipDeliversAGroupJoinedLater) {
+  auto session = Open(StreamSession::Options(), v1::Resume());
+  ASSERT_TRUE(transport_.PumpUntilReady());
+  auto other = db_.log()->CreateGroup(users_[0], "h", {}, 0, "", absl::Now());
+  ASSERT_TRUE(other.ok());
+  const uint64_t group = other->conversation.id;  // seq 1: created
+  ASSERT_TRUE(db_.log()
+                  ->AddMembers(group, users_[0], {users_[1]}, 0, "", absl::Now())
+                  .ok());  // seq 2: added
+  storage::AppendRequest request;
+  request.conversation_id = group;
+  request.sender_id = users_[0];
+  request.client_msg_id = "late";
+  request.message.set_text("x");
+  ASSERT_TRUE(db_.log()->AppendMessages({request}, absl::Now()).ok());  // 3
+  absl::StatusOr<storage::MemberRecord> member =
+      db_.reader()->GetMember(group, users_[1]);
+  ASSERT_TRUE(member.ok());
+  ASSERT_EQ(member->joined_seq, 2u);
+  session->OnLogPosition(group, 3, &*member);
+  ASSERT_TRUE(transport_.PumpUntil(group, 3));
+  EXPECT_EQ(transport_.Seqs(group), Range(2, 3));
+}
+
+// Removed meanwhile: the stream gets up to the removal entry, nothing later.
+TEST_F(StreamSessionTest, LogPositionStopsAtTheRemoval) {
+  auto session = Open(StreamSession::Options(), v1::Resume());
+  ASSERT_TRUE(transport_.PumpUntilReady());
+  Append(1);  // 12
+  ASSERT_TRUE(
+      db_.log()->RemoveMember(group_, users_[0], users_[1], "", absl::Now()).ok());
+  Append(2);  // 14, 15
+  absl::StatusOr<storage::MemberRecord> member =
+      db_.reader()->GetMember(group_, users_[1]);
+  ASSERT_TRUE(member.ok());
+  ASSERT_EQ(member->left_seq, std::optional<uint64_t>(13));
+  session->OnLogPosition(group_, 15, &*member);
+  ASSERT_TRUE(transport_.PumpUntil(group_, 13));
+  absl::SleepFor(absl::Milliseconds(50));
+  transport_.Pump();
+  EXPECT_EQ(transport_.Seqs(group_), Range(12, 13));
+}
+
 }  // namespace
 }  // namespace im::message
