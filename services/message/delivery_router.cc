@@ -67,7 +67,7 @@ void DeliveryRouter::PublishEntry(storage::Entry entry,
                                   absl::Span<const uint64_t> also_to) {
   ::im::message::v1::ServerFrame frame;
   *frame.mutable_entry() = std::move(entry);
-  const FramePtr shared = MakeFrame(std::move(frame));
+  const FramePtr shared = MakeFrame(std::move(frame), absl::Now());
   std::vector<std::shared_ptr<StreamSession>> sessions;
   for (uint64_t user_id : members.member_ids)
     CollectSessions(user_id, sessions);

@@ -51,6 +51,8 @@ LogWriter::LogWriter(const Options& options, storage::ConversationLog* log,
                      MembershipCache* members, EntryPublisher* publisher,
                      Clock clock)
     : options_(options),
+      metrics_(options.metrics != nullptr ? *options.metrics
+                                          : MessageMetrics::Unexported()),
       log_(log),
       members_(members),
       publisher_(publisher),
@@ -117,7 +119,7 @@ absl::Status LogWriter::Enqueue(uint64_t conversation_id, Item& item) {
 
 void LogWriter::Append(storage::AppendRequest request, SendDone done) {
   const uint64_t conversation_id = request.conversation_id;
-  Item item = AppendItem{std::move(request), std::move(done)};
+  Item item = AppendItem{std::move(request), std::move(done), absl::Now()};
   if (absl::Status status = Enqueue(conversation_id, item); !status.ok()) {
     std::move(std::get<AppendItem>(item).done)(status);
   }
@@ -222,10 +224,12 @@ void LogWriter::CommitAppends(Shard& shard, std::vector<AppendItem> items) {
   absl::StatusOr<std::vector<storage::AppendOutcome>> outcomes =
       WithRetries<std::vector<storage::AppendOutcome>>(
           [&] { return log_->AppendMessages(batch, now); });
-  commit_micros_.fetch_add(absl::ToInt64Microseconds(absl::Now() - started));
+  const absl::Time committed = absl::Now();
+  commit_micros_.fetch_add(absl::ToInt64Microseconds(committed - started));
   if (outcomes.ok()) {
     batches_.fetch_add(1);
     appended_.fetch_add(batch.size());
+    metrics_.BatchCommitted(batch.size());
   }
   if (outcomes.ok() && outcomes->size() != items.size()) {
     outcomes = absl::InternalError("log returned a wrong number of outcomes");
@@ -254,6 +258,7 @@ void LogWriter::CommitAppends(Shard& shard, std::vector<AppendItem> items) {
             .insert({outcome.entry.conversation_id(), outcome.entry.seq()})
             .second;
     if (new_now) to_publish.push_back(i);
+    metrics_.SendCommitted(committed - items[i].enqueued_at);
     SendResult result;
     result.seq = outcome.entry.seq();
     result.sent_at = outcome.entry.sent_at();

@@ -21,6 +21,7 @@
 #include "absl/types/span.h"
 #include "google/protobuf/timestamp.pb.h"
 #include "services/message/membership_cache.h"
+#include "services/message/message_metrics.h"
 #include "storage/conversation_store.h"
 
 namespace im::message {
@@ -69,6 +70,9 @@ class LogWriter {
     int max_attempts = 5;
     absl::Duration first_backoff = absl::Milliseconds(5);
     absl::Duration max_backoff = absl::Milliseconds(500);
+    // Batch sizes and send-to-commit latency; null =
+    // MessageMetrics::Unexported().
+    MessageMetrics* metrics = nullptr;
   };
   using Clock = std::function<absl::Time()>;
   using SendDone = absl::AnyInvocable<void(absl::StatusOr<SendResult>) &&>;
@@ -128,6 +132,7 @@ class LogWriter {
   struct AppendItem {
     storage::AppendRequest request;
     SendDone done;
+    absl::Time enqueued_at;
   };
   struct MemberChangeItem {
     uint64_t conversation_id;
@@ -168,6 +173,7 @@ class LogWriter {
   absl::StatusOr<T> WithRetries(const std::function<absl::StatusOr<T>()>& attempt);
 
   const Options options_;
+  MessageMetrics& metrics_;
   storage::ConversationLog* const log_;
   MembershipCache* const members_;
   EntryPublisher* const publisher_;

@@ -17,6 +17,8 @@
 #include "services/common/revocation_watcher.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_host.h"
+#include "services/message/message_metrics.h"
+#include "services/message/message_node_metrics.h"
 #include "services/message/message_service.h"
 #include "services/presence/presence_lease_client.h"
 #include "spdlog/spdlog.h"
@@ -136,10 +138,15 @@ absl::StatusOr<message::MessageServiceOptions> OptionsFromFlags() {
   return options;
 }
 
-absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService() {
+absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService(
+    observability::ServerMetrics& metrics) {
   absl::StatusOr<message::MessageServiceOptions> options = OptionsFromFlags();
   if (!options.ok()) return options.status();
   auto bundle = std::make_unique<ServiceBundle>();
+  auto* pipeline_metrics = bundle->Own(
+      std::make_unique<message::MessageMetrics>(metrics.registry()));
+  options->writer.metrics = pipeline_metrics;
+  options->stream.metrics = pipeline_metrics;
   // Loaded up front so that a bad key file fails the start, not a call.
   absl::StatusOr<std::unique_ptr<TokenCodec>> tokens = TokenCodecFromFlags();
   if (!tokens.ok()) return tokens.status();
@@ -150,10 +157,10 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService() {
   InternalTokenSource* internal_tokens =
       bundle->Own(std::make_unique<InternalTokenSource>(codec));
 
-  absl::StatusOr<std::unique_ptr<storage::Database>> stores =
-      OpenStoresFromFlags();
+  absl::StatusOr<storage::Database*> stores =
+      OpenStoresFromFlags(*bundle, metrics);
   if (!stores.ok()) return stores.status();
-  storage::Database* database = bundle->Own(*std::move(stores));
+  storage::Database* database = *stores;
 
   RevocationWatcher* watcher = nullptr;
   if (const std::string auth_addr = absl::GetFlag(FLAGS_auth_addr);
@@ -200,6 +207,7 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService() {
   if (!service.ok()) return service.status();
   message::MessageServiceImpl* message = bundle->Own(*std::move(service));
   bundle->Serve(message);
+  metrics.AddCollectable(message::MessageNodeMetrics(*message));
   // Acks of queued sends go out, then streams end UNAVAILABLE; presence
   // hears about the closed streams before the node stops.
   bundle->OnDrain([message, presence] {

@@ -7,8 +7,9 @@
 
 namespace im::message {
 
-SharedFrame::SharedFrame(::im::message::v1::ServerFrame frame)
-    : frame_(std::move(frame)) {
+SharedFrame::SharedFrame(::im::message::v1::ServerFrame frame,
+                         absl::Time published_at)
+    : frame_(std::move(frame)), published_at_(published_at) {
   std::string bytes = frame_.SerializeAsString();
   bytes_ = bytes.size();
   grpc::Slice slice(std::move(bytes));

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <memory>
 
+#include "absl/time/time.h"
 #include "im/message/v1/message.pb.h"
 
 namespace im::message {
@@ -16,23 +17,29 @@ namespace im::message {
 // references to its slices.
 class SharedFrame {
  public:
-  explicit SharedFrame(::im::message::v1::ServerFrame frame);
+  // `published_at`: when the router published a just-committed entry;
+  // InfinitePast for every other frame (replies, replays, gap reads).
+  explicit SharedFrame(::im::message::v1::ServerFrame frame,
+                       absl::Time published_at = absl::InfinitePast());
 
   const ::im::message::v1::ServerFrame& frame() const { return frame_; }
   const grpc::ByteBuffer& wire() const { return wire_; }
   // Serialized size, what a stream's outbound bound counts.
   size_t bytes() const { return bytes_; }
+  absl::Time published_at() const { return published_at_; }
 
  private:
   const ::im::message::v1::ServerFrame frame_;
   grpc::ByteBuffer wire_;
   size_t bytes_ = 0;
+  const absl::Time published_at_;
 };
 
 using FramePtr = std::shared_ptr<const SharedFrame>;
 
-inline FramePtr MakeFrame(::im::message::v1::ServerFrame frame) {
-  return std::make_shared<const SharedFrame>(std::move(frame));
+inline FramePtr MakeFrame(::im::message::v1::ServerFrame frame,
+                          absl::Time published_at = absl::InfinitePast()) {
+  return std::make_shared<const SharedFrame>(std::move(frame), published_at);
 }
 
 }  // namespace im::message

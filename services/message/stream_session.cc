@@ -33,6 +33,8 @@ StreamSession::StreamSession(const Options& options, const Identity& identity,
                              storage::ConversationReader* reader,
                              WorkerPool* pool, SessionTransport* transport)
     : options_(options),
+      metrics_(options.metrics != nullptr ? *options.metrics
+                                          : MessageMetrics::Unexported()),
       identity_(identity),
       reader_(reader),
       pool_(pool),
@@ -423,6 +425,7 @@ bool StreamSession::EnqueueLocked(FramePtr frame) {
     if (options_.hold_frames) {
       NoRoomLocked();
     } else {
+      metrics_.StreamCutForOverflow();
       CloseLocked(absl::ResourceExhaustedError(
           "the client reads too slowly: stream closed; reconnect and resume "
           "from your cursors"));
@@ -665,11 +668,21 @@ void StreamSession::OnFetched(Fetched fetched) {
 
 // ------------------------------------------------------------ transport ----
 
+void StreamSession::CountDeliveryLocked() {
+  const absl::Time published_at = in_flight_->published_at();
+  if (published_at == absl::InfinitePast()) {
+    metrics_.EntryWritten();
+  } else {
+    metrics_.LiveEntryWritten(absl::Now() - published_at);
+  }
+}
+
 void StreamSession::OnWriteDone(bool ok) {
   TransportAction action;
   {
     absl::MutexLock lock(&mu_);
     if (in_flight_ != nullptr) {
+      if (ok && in_flight_->frame().has_entry()) CountDeliveryLocked();
       --queued_frames_;
       queued_bytes_ -= in_flight_->bytes();
       in_flight_.reset();

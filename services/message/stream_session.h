@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "im/message/v1/message.pb.h"
 #include "services/common/worker_pool.h"
+#include "services/message/message_metrics.h"
 #include "services/message/shared_frame.h"
 #include "storage/conversation_store.h"
 
@@ -75,6 +76,8 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
     // Poll: frames stay queued until TakeFrames; a frame that does not fit
     // is left for the next poll; no Ready frame.
     bool hold_frames = false;
+    // Deliveries and overflow cuts; null = MessageMetrics::Unexported().
+    MessageMetrics* metrics = nullptr;
   };
   struct Identity {
     uint64_t stream_id = 0;
@@ -232,6 +235,8 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
   // Queues a frame; false (and, unless holding, the stream closing) when it
   // does not fit.
   bool EnqueueLocked(FramePtr frame) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The entry frame in flight was written.
+  void CountDeliveryLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether replay may queue `bytes` more and stay within its share.
   bool ReplayRoomLocked(size_t bytes) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   size_t ReplayFrameCapLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -255,6 +260,7 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
   bool AcceptingLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const Options options_;
+  MessageMetrics& metrics_;
   const Identity identity_;
   storage::ConversationReader* const reader_;
   WorkerPool* const pool_;
