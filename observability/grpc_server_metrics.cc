@@ -256,16 +256,18 @@ const char* GrpcServerMetrics::CodeLabel(grpc::StatusCode code) {
 
 GrpcServerMetrics::MethodSeries& GrpcServerMetrics::SeriesFor(
     absl::string_view full_method, ServerRpcInfo::Type type) {
+  // Implemented methods are cached under their full name ("/..."); other
+  // names are checked on every call (rare), so the map stays bounded.
+  {
+    absl::ReaderMutexLock lock(&mu_);
+    auto it = series_.find(full_method);
+    if (it != series_.end()) return *it->second;
+  }
   const MethodName name = SplitFullMethod(full_method);
   const bool known = IsKnownMethod(name);
   const char* type_label = TypeLabel(type);
   const std::string key = known ? std::string(full_method)
                                 : absl::StrCat(kUnknown, "/", type_label);
-  {
-    absl::ReaderMutexLock lock(&mu_);
-    auto it = series_.find(key);
-    if (it != series_.end()) return *it->second;
-  }
   absl::MutexLock lock(&mu_);
   std::unique_ptr<MethodSeries>& slot = series_[key];
   if (slot == nullptr) {
