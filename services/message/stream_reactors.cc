@@ -21,7 +21,9 @@ class LiveStreamReactor : public Reactor, public SessionTransport {
  public:
   void StartWrite(FramePtr frame) override {
     // The session holds `frame` until OnWriteDone; gRPC takes references
-    // to its slices.
+    // to its slices. (A buffer hint for queued frames does not work here:
+    // gRPC completes a hinted write only when a later write flushes it,
+    // and the callback API allows one write at a time.)
     Reactor::StartWrite(&frame->wire());
   }
   void Finish(const absl::Status& status) override {

@@ -33,7 +33,7 @@ namespace im::message {
 class SessionTransport {
  public:
   virtual ~SessionTransport() = default;
-  // Writes one frame; the transport keeps `frame` alive until it calls
+  // Writes one frame; `frame` stays alive until the transport calls
   // StreamSession::OnWriteDone.
   virtual void StartWrite(FramePtr frame) = 0;
   // Ends the stream with `status`.

@@ -12,6 +12,9 @@
 //               stream: the highest sustained durable rate.
 //   fanout      one sender into a --group_size member group, every member
 //               streaming: deliveries per second.
+//   storage     ConversationLog::AppendMessages alone, per batch size and
+//               number of conversations in a batch: what the writer's
+//               group commit can get from the store.
 
 #include <grpcpp/grpcpp.h>
 
@@ -374,6 +377,47 @@ void RunThroughput(Server& server) {
   ClosePairs(pairs);
 }
 
+void RunStorage(Server& server) {
+  MessageTestEnv& env = *server.env;
+  storage::ConversationLog& log = *env.db().log();
+  std::vector<uint64_t> conversations;
+  std::vector<uint64_t> senders;
+  for (int i = 0; i < 100; ++i) {
+    const uint64_t a = env.CreateUser(absl::StrCat("sa", i));
+    const uint64_t b = env.CreateUser(absl::StrCat("sb", i));
+    conversations.push_back(env.Direct(env.Token(a, 1), b));
+    senders.push_back(a);
+  }
+  int64_t next_id = 0;
+  for (int spread : {1, 100}) {
+    for (int batch_size : {1, 16, 64, 256}) {
+      const int rounds = std::max(4, 1024 / batch_size);
+      const int64_t start = NowNanos();
+      for (int r = 0; r < rounds; ++r) {
+        std::vector<storage::AppendRequest> batch(batch_size);
+        for (int i = 0; i < batch_size; ++i) {
+          const int c = i % spread;
+          batch[i].conversation_id = conversations[c];
+          batch[i].sender_id = senders[c];
+          batch[i].client_msg_id = absl::StrCat("s", next_id++);
+          batch[i].message.set_text(TextAt(0));
+        }
+        absl::StatusOr<std::vector<storage::AppendOutcome>> result =
+            log.AppendMessages(batch, absl::Now());
+        if (!result.ok()) {
+          std::printf("storage: %s\n", result.status().ToString().c_str());
+          return;
+        }
+      }
+      const double seconds = (NowNanos() - start) / 1e9;
+      std::printf("storage: batch %3d over %3d conversations: %.2f ms/batch, "
+                  "%.0f rows/s\n",
+                  batch_size, spread, seconds * 1000 / rounds,
+                  rounds * batch_size / seconds);
+    }
+  }
+}
+
 void RunFanout(Server& server) {
   MessageTestEnv& env = *server.env;
   const int size = absl::GetFlag(FLAGS_group_size);
@@ -428,6 +472,8 @@ void RunFanout(Server& server) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  // As message_main does (see there).
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   const std::string scenario = absl::GetFlag(FLAGS_scenario);
   auto run = [&](const char* name, void (*body)(im::message::bench::Server&)) {
     if (scenario != "all" && scenario != name) return true;
@@ -440,5 +486,6 @@ int main(int argc, char** argv) {
   if (!run("latency", im::message::bench::RunLatency)) return 1;
   if (!run("throughput", im::message::bench::RunThroughput)) return 1;
   if (!run("fanout", im::message::bench::RunFanout)) return 1;
+  if (!run("storage", im::message::bench::RunStorage)) return 1;
   return 0;
 }
