@@ -72,16 +72,20 @@ class Histogram {
     values_.push_back(micros);
   }
   std::string Summary() {
-    absl::MutexLock lock(&mu_);
-    if (values_.empty()) return "no samples";
-    std::sort(values_.begin(), values_.end());
+    std::vector<int64_t> values;
+    {
+      absl::MutexLock lock(&mu_);
+      values = values_;
+    }
+    if (values.empty()) return "no samples";
+    std::sort(values.begin(), values.end());
     auto at = [&](double q) {
-      return values_[std::min(values_.size() - 1,
-                              static_cast<size_t>(q * values_.size()))];
+      return values[std::min(values.size() - 1,
+                             static_cast<size_t>(q * values.size()))];
     };
-    return absl::StrCat("n=", values_.size(), " p50=", at(0.5) / 1000.0,
+    return absl::StrCat("n=", values.size(), " p50=", at(0.5) / 1000.0,
                         "ms p90=", at(0.9) / 1000.0, "ms p99=",
-                        at(0.99) / 1000.0, "ms max=", values_.back() / 1000.0,
+                        at(0.99) / 1000.0, "ms max=", values.back() / 1000.0,
                         "ms");
   }
 
