@@ -164,7 +164,9 @@ class LogStatements {
     }
   }
 
-  // Writes last_seq, last_activity_at and member_count of a locked row.
+  // Writes last_seq, last_activity_at and member_count of a locked row, and
+  // last_activity_at to its active memberships (the conversation list's
+  // index, see migration 0002).
   void SaveConversation(const ConversationRecord& c) {
     sql::PreparedStatement& update = connection_.Prepare(
         "UPDATE conversations SET last_seq = ?, last_activity_at_us = ?, "
@@ -174,6 +176,12 @@ class LogStatements {
     update.setUInt(3, c.member_count);
     update.setUInt64(4, c.id);
     update.executeUpdate();
+    sql::PreparedStatement& members = connection_.Prepare(
+        "UPDATE memberships SET last_activity_at_us = ? WHERE "
+        "conversation_id = ? AND left_seq IS NULL");
+    members.setInt64(1, Micros(c.last_activity_at));
+    members.setUInt64(2, c.id);
+    members.executeUpdate();
   }
 
   // Inserts or re-activates memberships starting at joined_seq.
@@ -183,11 +191,13 @@ class LogStatements {
          PowerOfTwoChunks(user_ids.size(), kMaxInsertRows)) {
       sql::PreparedStatement& upsert = connection_.Prepare(absl::StrCat(
           "INSERT INTO memberships (user_id, conversation_id, role, "
-          "joined_seq, joined_at_us, left_seq, left_at_us) VALUES ",
+          "joined_seq, joined_at_us, left_seq, left_at_us, "
+          "last_activity_at_us) VALUES ",
           RowMarksWithNulls(count),
           " ON DUPLICATE KEY UPDATE role = VALUES(role), joined_seq = "
           "VALUES(joined_seq), joined_at_us = VALUES(joined_at_us), "
-          "left_seq = NULL, left_at_us = NULL"));
+          "left_seq = NULL, left_at_us = NULL, last_activity_at_us = "
+          "VALUES(last_activity_at_us)"));
       int index = 1;
       for (size_t i = 0; i < count; ++i) {
         const uint64_t user = user_ids[offset + i];
@@ -197,6 +207,9 @@ class LogStatements {
                                    user == owner ? MemberRole::MEMBER_ROLE_OWNER
                                                  : role_of_others));
         upsert.setUInt64(index++, joined_seq);
+        upsert.setInt64(index++, Micros(now_));
+        // The conversation's activity after the joining entry (callers that
+        // may hold a later one save the conversation afterwards).
         upsert.setInt64(index++, Micros(now_));
       }
       upsert.executeUpdate();
@@ -307,7 +320,7 @@ class LogStatements {
     std::string out;
     for (size_t i = 0; i < rows; ++i) {
       if (i > 0) out.push_back(',');
-      out += "(?,?,?,?,?,NULL,NULL)";
+      out += "(?,?,?,?,?,NULL,NULL,?)";
     }
     return out;
   }
@@ -818,6 +831,18 @@ absl::StatusOr<std::vector<AppendOutcome>> MysqlConversationLog::AppendMessages(
                         absl::MakeConstSpan(touched_ids).subspan(offset, count),
                         padded);
           update.executeUpdate();
+
+          // The same activity on the active memberships (the conversation
+          // list's index, migration 0002).
+          sql::PreparedStatement& members = connection.Prepare(absl::StrCat(
+              "UPDATE memberships SET last_activity_at_us = "
+              "GREATEST(last_activity_at_us, ?) WHERE conversation_id IN (",
+              Marks(padded), ") AND left_seq IS NULL"));
+          members.setInt64(1, Micros(now));
+          BindPaddedIds(members, 2,
+                        absl::MakeConstSpan(touched_ids).subspan(offset, count),
+                        padded);
+          members.executeUpdate();
         }
 
         // 7. One upsert of the senders' read markers.

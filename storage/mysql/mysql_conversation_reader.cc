@@ -183,10 +183,12 @@ class MysqlConversationReader : public ConversationReader {
               kMembershipViewJoins,
               "LEFT JOIN messages e ON e.conversation_id = c.id AND "
               "e.seq = c.last_seq "
+              // One range scan of ix_memberships_user_activity (memberships
+              // carry their conversation's activity, migration 0002).
               "WHERE m.user_id = ? AND m.left_seq IS NULL AND "
-              "(c.last_activity_at_us < ? OR (c.last_activity_at_us = ? AND "
-              "c.id < ?)) ORDER BY c.last_activity_at_us DESC, c.id DESC "
-              "LIMIT ?"));
+              "(m.last_activity_at_us < ? OR (m.last_activity_at_us = ? AND "
+              "m.conversation_id < ?)) ORDER BY m.last_activity_at_us DESC, "
+              "m.conversation_id DESC LIMIT ?"));
           select.setUInt64(1, user_id);
           select.setInt64(2, after_activity);
           select.setInt64(3, after_activity);

@@ -241,6 +241,95 @@ TEST_P(ConversationReaderContractTest, ListConversationsPageOrderAndCursor) {
               IsEmpty());
 }
 
+// The list order follows every kind of write: batches spanning several
+// conversations, membership changes (seen by old and new members alike),
+// a rejoin, and a write stamped earlier than the current activity (which
+// must not move a conversation back).
+TEST_P(ConversationReaderContractTest, ListConversationsPageFollowsEveryWrite) {
+  const uint64_t alice = MakeUser("alice");
+  const uint64_t bob = MakeUser("bob");
+  const uint64_t carol = MakeUser("carol");
+  const uint64_t g1 = MakeGroup(alice, {bob}, At(1));
+  const uint64_t g2 = MakeGroup(alice, {bob, carol}, At(2));
+  const uint64_t g3 = MakeGroup(bob, {alice}, At(3));
+  absl::StatusOr<DirectResult> direct =
+      log().GetOrCreateDirect(alice, bob, "", At(4));
+  ASSERT_TRUE(direct.ok()) << direct.status();
+  const uint64_t d = direct->change.conversation.id;
+
+  auto order = [&](uint64_t user) {
+    std::vector<uint64_t> ids;
+    absl::StatusOr<std::vector<ConversationListRow>> rows =
+        reader().ListConversationsPage(user, std::nullopt, 100);
+    EXPECT_TRUE(rows.ok()) << rows.status();
+    if (!rows.ok()) return ids;
+    for (const ConversationListRow& row : *rows) {
+      ids.push_back(row.view.conversation.id);
+    }
+    return ids;
+  };
+  EXPECT_EQ(order(alice), (std::vector<uint64_t>{d, g3, g2, g1}));
+
+  // One batch writing to g1 and g2 moves both above the others.
+  std::vector<AppendRequest> batch(2);
+  batch[0].conversation_id = g1;
+  batch[0].sender_id = bob;
+  batch[0].client_msg_id = "b1";
+  batch[0].message.set_text("one");
+  batch[1].conversation_id = g2;
+  batch[1].sender_id = alice;
+  batch[1].client_msg_id = "a2";
+  batch[1].message.set_text("two");
+  ASSERT_TRUE(log().AppendMessages(batch, At(10)).ok());
+  EXPECT_EQ(order(alice), (std::vector<uint64_t>{g2, g1, d, g3}));
+  EXPECT_EQ(order(bob), (std::vector<uint64_t>{g2, g1, d, g3}));
+
+  // A write stamped earlier does not move g3 back or g1 down.
+  Send(g1, bob, "late", "late", At(5));
+  Send(g3, bob, "g3", "three", At(11));
+  EXPECT_EQ(order(alice), (std::vector<uint64_t>{g3, g2, g1, d}));
+
+  // Adding carol to g1 is activity for everyone in it, carol included.
+  const uint64_t carol_ids[] = {carol};
+  ASSERT_TRUE(log().AddMembers(g1, alice, carol_ids, 0, "", At(12)).ok());
+  EXPECT_EQ(order(alice), (std::vector<uint64_t>{g1, g3, g2, d}));
+  EXPECT_EQ(order(carol), (std::vector<uint64_t>{g1, g2}));
+
+  // Removed from g2, then added back: g2 returns at the rejoin's time.
+  ASSERT_TRUE(log().RemoveMember(g2, alice, carol, "", At(13)).ok());
+  EXPECT_EQ(order(carol), (std::vector<uint64_t>{g1}));
+  EXPECT_EQ(order(bob), (std::vector<uint64_t>{g2, g1, g3, d}));
+  Send(g1, bob, "b2", "more", At(14));
+  ASSERT_TRUE(log().AddMembers(g2, alice, carol_ids, 0, "", At(15)).ok());
+  EXPECT_EQ(order(carol), (std::vector<uint64_t>{g2, g1}));
+  ASSERT_TRUE(log().SetRole(g3, bob, alice, MemberRole::MEMBER_ROLE_ADMIN, "",
+                            At(16))
+                  .ok());
+  EXPECT_EQ(order(alice), (std::vector<uint64_t>{g3, g2, g1, d}));
+  ASSERT_TRUE(log().Leave(g3, bob, "", At(17)).ok());
+  EXPECT_EQ(order(alice), (std::vector<uint64_t>{g3, g2, g1, d}));
+  EXPECT_EQ(order(bob), (std::vector<uint64_t>{g2, g1, d}));
+
+  // Each row's cursor is the conversation's own activity.
+  absl::StatusOr<std::vector<ConversationListRow>> rows =
+      reader().ListConversationsPage(alice, std::nullopt, 100);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  ASSERT_EQ(rows->size(), 4u);
+  EXPECT_EQ((*rows)[0].view.conversation.last_activity_at, Stored(At(17)));
+  EXPECT_EQ((*rows)[1].view.conversation.last_activity_at, Stored(At(15)));
+  EXPECT_EQ((*rows)[2].view.conversation.last_activity_at, Stored(At(14)));
+  absl::StatusOr<std::vector<ConversationListRow>> after =
+      reader().ListConversationsPage(
+          alice,
+          ConversationPageCursor{(*rows)[1].view.conversation.last_activity_at,
+                                 (*rows)[1].view.conversation.id},
+          100);
+  ASSERT_TRUE(after.ok()) << after.status();
+  ASSERT_EQ(after->size(), 2u);
+  EXPECT_EQ((*after)[0].view.conversation.id, g1);
+  EXPECT_EQ((*after)[1].view.conversation.id, d);
+}
+
 TEST_P(ConversationReaderContractTest, UsersSharingConversation) {
   const uint64_t viewer = MakeUser("viewer");
   const uint64_t friend_ = MakeUser("friend");
