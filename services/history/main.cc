@@ -1,5 +1,5 @@
 // The history service binary: flags from //services/common:server_flags
-// plus the peer addresses below; defaults as in CONVENTIONS.md.
+// and :database_flags plus the flags below; defaults as in CONVENTIONS.md.
 
 #include <memory>
 #include <string>
@@ -7,28 +7,79 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "im/message/v1/message.grpc.pb.h"
+#include "observability/server_metrics.h"
+#include "services/common/database_flags.h"
+#include "services/common/grpc_server.h"
+#include "services/common/revocation_watcher.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_host.h"
-#include "im/history/v1/history.grpc.pb.h"
+#include "services/history/history_service.h"
 
 ABSL_FLAG(std::string, auth_addr, "127.0.0.1:50051",
-          "host:port of the auth service");
+          "host:port of the auth service (revocation feed)");
 ABSL_FLAG(std::string, message_addr, "127.0.0.1:50053",
-          "host:port of the message service");
+          "host:port of the message service (MarkRead is forwarded there)");
+ABSL_FLAG(absl::Duration, mark_read_timeout, absl::Seconds(5),
+          "Deadline of a forwarded MarkRead when the caller's is later");
+ABSL_FLAG(int, max_sync_rows_scanned, 1000,
+          "Memberships one Sync page examines at most");
 
 namespace im {
 namespace {
 
-absl::StatusOr<std::unique_ptr<HostedService>> BuildHistoryService() {
+absl::StatusOr<history::HistoryServiceOptions> OptionsFromFlags() {
+  history::HistoryServiceOptions options;
+  options.mark_read_timeout = absl::GetFlag(FLAGS_mark_read_timeout);
+  const int scanned = absl::GetFlag(FLAGS_max_sync_rows_scanned);
+  if (scanned < 1) {
+    return absl::InvalidArgumentError("--max_sync_rows_scanned must be >= 1");
+  }
+  options.reads.max_sync_rows_scanned = static_cast<uint32_t>(scanned);
+  return options;
+}
+
+absl::StatusOr<std::unique_ptr<HostedService>> BuildHistoryService(
+    observability::ServerMetrics& metrics) {
+  absl::StatusOr<history::HistoryServiceOptions> options = OptionsFromFlags();
+  if (!options.ok()) return options.status();
+
   auto bundle = std::make_unique<ServiceBundle>();
   // Loaded up front so that a bad key file fails the start, not a call.
   absl::StatusOr<std::unique_ptr<TokenCodec>> tokens = TokenCodecFromFlags();
   if (!tokens.ok()) return tokens.status();
-  bundle->Own(*std::move(tokens));
-  // Every RPC answers UNIMPLEMENTED until the MySQL stores land
-  // (HistoryServiceImpl needs a ConversationReader).
-  bundle->Serve(
-      bundle->Own(std::make_unique<history::v1::HistoryService::Service>()));
+  const TokenCodec* codec = bundle->Own(*std::move(tokens));
+
+  absl::StatusOr<storage::MysqlDatabase*> db =
+      OpenDatabaseFromFlags(*bundle, metrics);
+  if (!db.ok()) return db.status();
+
+  // Revocations from auth: a revoked session's calls fail at once.
+  auto* revocations = bundle->Own(std::make_unique<RevocationSet>());
+  auto* internal_tokens =
+      bundle->Own(std::make_unique<InternalTokenSource>(codec));
+  const TlsOptions peer_tls = PeerTlsOptionsFromFlags();
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> auth_channel =
+      MakeChannel(absl::GetFlag(FLAGS_auth_addr), peer_tls);
+  if (!auth_channel.ok()) return auth_channel.status();
+  absl::StatusOr<std::unique_ptr<RevocationWatcher>> watcher =
+      RevocationWatcher::Create(RevocationWatcher::Options{}, *auth_channel,
+                                revocations, internal_tokens);
+  if (!watcher.ok()) return watcher.status();
+  RevocationWatcher* revocation_watcher = bundle->Own(*std::move(watcher));
+  const Authenticator* authenticator =
+      bundle->Own(std::make_unique<Authenticator>(codec, revocations));
+
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> message_channel =
+      MakeChannel(absl::GetFlag(FLAGS_message_addr), peer_tls);
+  if (!message_channel.ok()) return message_channel.status();
+  absl::StatusOr<std::unique_ptr<history::HistoryServiceImpl>> service =
+      history::HistoryServiceImpl::Create(
+          *options, (*db)->reader(), authenticator,
+          message::v1::MessageService::NewStub(*std::move(message_channel)));
+  if (!service.ok()) return service.status();
+  bundle->Serve(bundle->Own(*std::move(service)));
+  bundle->OnStop([revocation_watcher] { revocation_watcher->Stop(); });
   return bundle;
 }
 
