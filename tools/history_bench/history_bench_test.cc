@@ -34,7 +34,7 @@ TEST(HistoryBenchTest, RunsEveryScenarioOnAGeneratedLog) {
     absl::StatusOr<std::vector<LatencySummary>> results =
         RunHistoryBench(options, &db);
     ASSERT_TRUE(results.ok()) << results.status();
-    ASSERT_EQ(results->size(), 6u);
+    ASSERT_EQ(results->size(), 7u);
     for (const LatencySummary& s : *results) EXPECT_EQ(s.calls, 7);
     EXPECT_NE(FormatSummaries(*results).find("GetHistory deepest page"),
               std::string::npos);
