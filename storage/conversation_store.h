@@ -212,6 +212,11 @@ class ConversationReader {
   // conversation does not exist.
   virtual absl::StatusOr<MemberRecord> GetMember(uint64_t conversation_id,
                                                  uint64_t user_id) = 0;
+  // The user's membership of one conversation (active or not) with the
+  // conversation and the read marker, in one read: what a per-conversation
+  // read needs to check membership and visibility. NOT_FOUND as GetMember.
+  virtual absl::StatusOr<MembershipView> GetMembershipView(
+      uint64_t user_id, uint64_t conversation_id) = 0;
   // Active members with user_id > after_user_id, ascending, at most limit.
   // NOT_FOUND for an unknown conversation (this and ListActiveMemberIds).
   virtual absl::StatusOr<std::vector<MemberRecord>> ListMembers(

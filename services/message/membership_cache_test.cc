@@ -36,6 +36,10 @@ class GatedReader final : public storage::ConversationReader {
                                                   uint64_t u) override {
     return reader_->GetMember(c, u);
   }
+  absl::StatusOr<storage::MembershipView> GetMembershipView(
+      uint64_t u, uint64_t c) override {
+    return reader_->GetMembershipView(u, c);
+  }
   absl::StatusOr<std::vector<storage::MemberRecord>> ListMembers(
       uint64_t c, uint64_t after, uint32_t limit) override {
     return reader_->ListMembers(c, after, limit);

@@ -411,6 +411,15 @@ class FakeConversationReader : public ConversationReader {
     return it->second;
   }
 
+  absl::StatusOr<MembershipView> GetMembershipView(
+      uint64_t user_id, uint64_t conversation_id) override {
+    absl::MutexLock lock(&state_->mu);
+    if (auto s = state_->ConsumeFailureLocked(); !s.ok()) return s;
+    auto it = state_->members.find({conversation_id, user_id});
+    if (it == state_->members.end()) return ConversationNotFoundError();
+    return ViewLocked(it->second);
+  }
+
   absl::StatusOr<std::vector<MemberRecord>> ListMembers(
       uint64_t conversation_id, uint64_t after_user_id,
       uint32_t limit) override {

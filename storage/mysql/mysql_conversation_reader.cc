@@ -101,6 +101,22 @@ class MysqlConversationReader : public ConversationReader {
         });
   }
 
+  absl::StatusOr<MembershipView> GetMembershipView(
+      uint64_t user_id, uint64_t conversation_id) override {
+    return pool_->Run<MembershipView>(
+        "reader.get_membership_view",
+        [&](MysqlConnection& connection) -> absl::StatusOr<MembershipView> {
+          sql::PreparedStatement& select = connection.Prepare(absl::StrCat(
+              "SELECT ", MembershipViewColumns(), kMembershipViewJoins,
+              "WHERE m.user_id = ? AND m.conversation_id = ?"));
+          select.setUInt64(1, user_id);
+          select.setUInt64(2, conversation_id);
+          std::unique_ptr<sql::ResultSet> rows(select.executeQuery());
+          if (!rows->next()) return ConversationNotFoundError();
+          return ReadMembershipView(*rows);
+        });
+  }
+
   absl::StatusOr<std::vector<MemberRecord>> ListMembers(
       uint64_t conversation_id, uint64_t after_user_id,
       uint32_t limit) override {

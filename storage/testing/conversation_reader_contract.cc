@@ -98,6 +98,45 @@ TEST_P(ConversationReaderContractTest, GetConversationAndMember) {
   EXPECT_EQ(never.message(), missing.message());
 }
 
+TEST_P(ConversationReaderContractTest, GetMembershipView) {
+  const uint64_t alice = MakeUser("alice");
+  const uint64_t bob = MakeUser("bob");
+  const uint64_t carol = MakeUser("carol");
+  const uint64_t g = MakeGroup(alice, {bob}, At(1));
+  Send(g, alice, "a1", "one", At(2));
+  Send(g, alice, "a2", "two", At(3));
+  ASSERT_TRUE(read_markers().MarkRead(bob, g, 2, At(4)).ok());
+  ASSERT_TRUE(log().RemoveMember(g, alice, bob, "", At(5)).ok());
+  Send(g, alice, "a3", "three", At(6));
+
+  absl::StatusOr<MembershipView> owner = reader().GetMembershipView(alice, g);
+  ASSERT_TRUE(owner.ok()) << owner.status();
+  EXPECT_EQ(owner->conversation.id, g);
+  EXPECT_EQ(owner->conversation.last_seq, 5u);
+  EXPECT_EQ(owner->conversation.member_count, 1u);
+  EXPECT_EQ(owner->conversation.last_activity_at, Stored(At(6)));
+  EXPECT_EQ(owner->member.user_id, alice);
+  EXPECT_EQ(owner->member.role, MemberRole::MEMBER_ROLE_OWNER);
+  EXPECT_TRUE(owner->member.active());
+  EXPECT_EQ(owner->read_seq, 5u);  // her own entries
+
+  // A former member's row, with where it ended.
+  absl::StatusOr<MembershipView> former = reader().GetMembershipView(bob, g);
+  ASSERT_TRUE(former.ok()) << former.status();
+  EXPECT_EQ(former->member.joined_seq, 1u);
+  ASSERT_TRUE(former->member.left_seq.has_value());
+  EXPECT_EQ(*former->member.left_seq, 4u);
+  EXPECT_EQ(former->read_seq, 2u);
+
+  const absl::Status never = reader().GetMembershipView(carol, g).status();
+  const absl::Status missing =
+      reader().GetMembershipView(alice, 999999).status();
+  EXPECT_EQ(never.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(never.message(), missing.message());
+  EXPECT_EQ(never.message(), reader().GetMember(g, carol).status().message());
+}
+
 TEST_P(ConversationReaderContractTest, ListMembersPages) {
   const uint64_t owner = MakeUser("owner");
   std::vector<uint64_t> all = {owner};
