@@ -64,26 +64,20 @@ ConversationHistory::Create(const ConversationHistoryOptions& options,
 
 absl::StatusOr<ConversationHistory::VisibleRange> ConversationHistory::Visible(
     uint64_t user_id, uint64_t conversation_id) const {
-  // Every NOT_FOUND becomes the one shared error, so a missing conversation
-  // and a foreign one cannot be told apart.
-  absl::StatusOr<storage::MemberRecord> member =
-      reader_->GetMember(conversation_id, user_id);
-  if (absl::IsNotFound(member.status())) return ConversationNotFoundError();
-  if (!member.ok()) return member.status();
-  absl::StatusOr<storage::ConversationRecord> conversation =
-      reader_->GetConversation(conversation_id);
-  if (absl::IsNotFound(conversation.status())) {
-    return ConversationNotFoundError();
-  }
-  if (!conversation.ok()) return conversation.status();
+  // One read for membership and the conversation. Any NOT_FOUND becomes the
+  // one shared error, so a missing conversation and a foreign one cannot be
+  // told apart.
+  absl::StatusOr<storage::MembershipView> view =
+      reader_->GetMembershipView(user_id, conversation_id);
+  if (absl::IsNotFound(view.status())) return ConversationNotFoundError();
+  if (!view.ok()) return view.status();
 
   VisibleRange range;
-  range.first = std::max<uint64_t>(member->joined_seq, 1);
-  range.last = conversation->last_seq;
-  if (member->left_seq.has_value()) {
-    range.last = std::min(range.last, *member->left_seq);
+  range.first = std::max<uint64_t>(view->member.joined_seq, 1);
+  range.last = view->conversation.last_seq;
+  if (view->member.left_seq.has_value()) {
+    range.last = std::min(range.last, *view->member.left_seq);
   }
-  range.conversation = *std::move(conversation);
   return range;
 }
 

@@ -51,10 +51,8 @@ class ConversationHistory {
                                         const v1::SyncRequest& request) const;
 
  private:
-  // The seqs a member may read, first..last inclusive, and the
-  // conversation as the member sees it.
+  // The seqs a member may read, first..last inclusive.
   struct VisibleRange {
-    storage::ConversationRecord conversation;
     uint64_t first = 1;
     uint64_t last = 0;
   };
