@@ -11,8 +11,8 @@
 #include "observability/server_metrics.h"
 #include "services/common/database_flags.h"
 #include "services/common/grpc_server.h"
-#include "services/common/revocation_watcher.h"
 #include "services/common/server_flags.h"
+#include "services/common/service_authentication.h"
 #include "services/common/service_host.h"
 #include "services/history/history_service.h"
 
@@ -55,31 +55,20 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildHistoryService(
   if (!db.ok()) return db.status();
 
   // Revocations from auth: a revoked session's calls fail at once.
-  auto* revocations = bundle->Own(std::make_unique<RevocationSet>());
-  auto* internal_tokens =
-      bundle->Own(std::make_unique<InternalTokenSource>(codec));
   const TlsOptions peer_tls = PeerTlsOptionsFromFlags();
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> auth_channel =
-      MakeChannel(absl::GetFlag(FLAGS_auth_addr), peer_tls);
-  if (!auth_channel.ok()) return auth_channel.status();
-  absl::StatusOr<std::unique_ptr<RevocationWatcher>> watcher =
-      RevocationWatcher::Create(RevocationWatcher::Options{}, *auth_channel,
-                                revocations, internal_tokens);
-  if (!watcher.ok()) return watcher.status();
-  RevocationWatcher* revocation_watcher = bundle->Own(*std::move(watcher));
-  const Authenticator* authenticator =
-      bundle->Own(std::make_unique<Authenticator>(codec, revocations));
+  absl::StatusOr<ServiceAuthentication> auth = StartServiceAuthentication(
+      *bundle, codec, absl::GetFlag(FLAGS_auth_addr), peer_tls);
+  if (!auth.ok()) return auth.status();
 
   absl::StatusOr<std::shared_ptr<grpc::Channel>> message_channel =
       MakeChannel(absl::GetFlag(FLAGS_message_addr), peer_tls);
   if (!message_channel.ok()) return message_channel.status();
   absl::StatusOr<std::unique_ptr<history::HistoryServiceImpl>> service =
       history::HistoryServiceImpl::Create(
-          *options, (*db)->reader(), authenticator,
+          *options, (*db)->reader(), auth->authenticator,
           message::v1::MessageService::NewStub(*std::move(message_channel)));
   if (!service.ok()) return service.status();
   bundle->Serve(bundle->Own(*std::move(service)));
-  bundle->OnStop([revocation_watcher] { revocation_watcher->Stop(); });
   return bundle;
 }
 

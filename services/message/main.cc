@@ -17,6 +17,7 @@
 #include "services/common/grpc_server.h"
 #include "services/common/revocation_watcher.h"
 #include "services/common/server_flags.h"
+#include "services/common/service_authentication.h"
 #include "services/common/service_host.h"
 #include "services/message/message_metrics.h"
 #include "services/message/message_node_metrics.h"
@@ -152,33 +153,18 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService(
   absl::StatusOr<std::unique_ptr<TokenCodec>> tokens = TokenCodecFromFlags();
   if (!tokens.ok()) return tokens.status();
   const TokenCodec* codec = bundle->Own(*std::move(tokens));
-  RevocationSet* revocations = bundle->Own(std::make_unique<RevocationSet>());
-  const Authenticator* authenticator =
-      bundle->Own(std::make_unique<Authenticator>(codec, revocations));
-  InternalTokenSource* internal_tokens =
-      bundle->Own(std::make_unique<InternalTokenSource>(codec));
+  RevocationWatcher::Options watcher_options;
+  watcher_options.retention = absl::GetFlag(FLAGS_revocation_retention);
+  absl::StatusOr<ServiceAuthentication> auth = StartServiceAuthentication(
+      *bundle, codec, absl::GetFlag(FLAGS_auth_addr), PeerTlsOptionsFromFlags(),
+      watcher_options);
+  if (!auth.ok()) return auth.status();
+  InternalTokenSource* internal_tokens = auth->internal_tokens;
 
   absl::StatusOr<storage::Database*> stores =
       OpenStoresFromFlags(*bundle, metrics);
   if (!stores.ok()) return stores.status();
   storage::Database* database = *stores;
-
-  RevocationWatcher* watcher = nullptr;
-  if (const std::string auth_addr = absl::GetFlag(FLAGS_auth_addr);
-      !auth_addr.empty()) {
-    absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
-        MakeChannel(auth_addr, PeerTlsOptionsFromFlags());
-    if (!channel.ok()) return channel.status();
-    RevocationWatcher::Options watcher_options;
-    watcher_options.retention = absl::GetFlag(FLAGS_revocation_retention);
-    absl::StatusOr<std::unique_ptr<RevocationWatcher>> created =
-        RevocationWatcher::Create(watcher_options, *std::move(channel),
-                                  revocations, internal_tokens);
-    if (!created.ok()) return created.status();
-    watcher = bundle->Own(*std::move(created));
-  } else {
-    spdlog::warn("--auth_addr is empty: no revocation feed");
-  }
 
   presence::PresenceLeaseClient* presence = nullptr;
   if (const std::string presence_addr = absl::GetFlag(FLAGS_presence_addr);
@@ -200,8 +186,8 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService(
   deps.log = database->log();
   deps.reader = database->reader();
   deps.read_markers = database->read_markers();
-  deps.authenticator = authenticator;
-  deps.revocations = revocations;
+  deps.authenticator = auth->authenticator;
+  deps.revocations = auth->revocations;
   deps.presence = presence;
   absl::StatusOr<std::unique_ptr<message::MessageServiceImpl>> service =
       message::MessageServiceImpl::Create(*options, deps);
@@ -214,9 +200,6 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService(
   bundle->OnDrain([message, presence] {
     message->Drain();
     if (presence != nullptr) presence->Shutdown(absl::Seconds(2));
-  });
-  bundle->OnStop([watcher] {
-    if (watcher != nullptr) watcher->Stop();
   });
   return bundle;
 }

@@ -8,9 +8,8 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "services/common/database_flags.h"
-#include "services/common/grpc_server.h"
-#include "services/common/revocation_watcher.h"
 #include "services/common/server_flags.h"
+#include "services/common/service_authentication.h"
 #include "services/common/service_host.h"
 #include "services/presence/presence_metrics.h"
 #include "services/presence/presence_service.h"
@@ -93,24 +92,16 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService(
   }
 
   // Revocations from auth: subscriptions of a revoked session end at once.
-  auto* revocations = bundle->Own(std::make_unique<RevocationSet>());
-  auto* internal_tokens =
-      bundle->Own(std::make_unique<InternalTokenSource>(codec));
-  absl::StatusOr<std::shared_ptr<grpc::Channel>> auth_channel =
-      MakeChannel(absl::GetFlag(FLAGS_auth_addr), PeerTlsOptionsFromFlags());
-  if (!auth_channel.ok()) return auth_channel.status();
-  absl::StatusOr<std::unique_ptr<RevocationWatcher>> watcher =
-      RevocationWatcher::Create(RevocationWatcher::Options{}, *auth_channel,
-                                revocations, internal_tokens);
-  if (!watcher.ok()) return watcher.status();
-  RevocationWatcher* revocation_watcher = bundle->Own(*std::move(watcher));
-  const Authenticator* authenticator =
-      bundle->Own(std::make_unique<Authenticator>(codec, revocations));
+  absl::StatusOr<ServiceAuthentication> auth =
+      StartServiceAuthentication(*bundle, codec, absl::GetFlag(FLAGS_auth_addr),
+                                 PeerTlsOptionsFromFlags());
+  if (!auth.ok()) return auth.status();
 
   absl::StatusOr<std::unique_ptr<presence::PresenceServiceImpl>> service =
-      presence::PresenceServiceImpl::Create(*options, authenticator,
+      presence::PresenceServiceImpl::Create(*options, auth->authenticator,
                                             database->users(),
-                                            database->reader(), revocations);
+                                            database->reader(),
+                                            auth->revocations);
   if (!service.ok()) return service.status();
   presence::PresenceServiceImpl* presence = bundle->Own(*std::move(service));
   bundle->Serve(presence);
@@ -118,7 +109,6 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService(
   // End the Subscribe streams so the server's Shutdown need not wait for
   // them, and write every pending last_seen.
   bundle->OnDrain([presence] { presence->Shutdown(); });
-  bundle->OnStop([revocation_watcher] { revocation_watcher->Stop(); });
   return bundle;
 }
 
