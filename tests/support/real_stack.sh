@@ -59,6 +59,7 @@ stack_start() {
   _stack_run auth --listen="$IM_AUTH_ADDR" "${common[@]}" "$@"
   _stack_run presence --listen="$IM_PRESENCE_ADDR" "${common[@]}" \
     --auth_addr="$IM_AUTH_ADDR"
+  # shellcheck disable=SC2086  # STACK_MESSAGE_FLAGS is a list of flags.
   _stack_run message --listen="$IM_MESSAGE_ADDR" "${common[@]}" \
     --auth_addr="$IM_AUTH_ADDR" --presence_addr="$IM_PRESENCE_ADDR" \
     ${STACK_MESSAGE_FLAGS:-}

@@ -195,7 +195,6 @@ void MessageLoad::Schedule() {
     queue.push({start + absl::Seconds(absl::Uniform(rng, 0.0, period)),
                 static_cast<int>(i)});
   }
-  const std::string padding(std::max(0, options_.payload_bytes), 'x');
   while (!queue.empty()) {
     Due due = queue.top();
     queue.pop();
@@ -203,29 +202,37 @@ void MessageLoad::Schedule() {
     const absl::Time now = absl::Now();
     if (due.when > now) absl::SleepFor(due.when - now);
     Sender& sender = *senders_[due.sender];
-    const uint64_t n = sender.sent.load();
-    if (n >= sender.capacity) continue;
-    Record& record = sender.records[n];
-    record.intended = due.when;
-    v1::Message message;
-    std::string text = absl::StrCat("imb1 ", run_id_, " ", due.sender, " ", n,
-                                    " ", absl::ToUnixNanos(due.when), " ");
-    if (static_cast<int>(text.size()) < options_.payload_bytes) {
-      text.append(padding, 0, options_.payload_bytes - text.size());
-    }
-    message.set_text(std::move(text));
-    sender.sent.store(n + 1);
-    sent_.fetch_add(1);
+    std::optional<PreparedSend> send = PrepareSend(due.sender, due.when);
+    if (!send.has_value()) continue;
     absl::StatusOr<std::string> id = sender.chat->Send(
-        sender.conversation, std::move(message),
-        absl::StrCat("b", run_id_, "-", due.sender, "-", n));
+        sender.conversation, std::move(send->message), send->client_msg_id);
     if (!id.ok()) {
-      record.state.store(2);
+      sender.records[send->n].state.store(2);
       failed_.fetch_add(1);
       CountError("client:" + CodeName(id.status().code()));
     }
     queue.push({due.when + absl::Seconds(1.0 / sender.rate), due.sender});
   }
+}
+
+std::optional<MessageLoad::PreparedSend> MessageLoad::PrepareSend(
+    int sender_index, absl::Time intended) {
+  Sender& sender = *senders_[sender_index];
+  const uint64_t n = sender.sent.load();
+  if (n >= sender.capacity) return std::nullopt;
+  sender.records[n].intended = intended;
+  PreparedSend send;
+  send.n = n;
+  send.client_msg_id = absl::StrCat("b", run_id_, "-", sender_index, "-", n);
+  std::string text = absl::StrCat("imb1 ", run_id_, " ", sender_index, " ", n,
+                                  " ", absl::ToUnixNanos(intended), " ");
+  if (static_cast<int>(text.size()) < options_.payload_bytes) {
+    text.append(options_.payload_bytes - text.size(), 'x');
+  }
+  send.message.set_text(std::move(text));
+  sender.sent.store(n + 1);
+  sent_.fetch_add(1);
+  return send;
 }
 
 void MessageLoad::PrintProgress(absl::Time start) {
@@ -281,7 +288,23 @@ void MessageLoad::Run(Report& report) {
   done.store(true);
   progress.join();
 
-  // Verification.
+  const double window = absl::ToDoubleSeconds(window_closed - start);
+  const double seconds = absl::ToDoubleSeconds(options_.duration);
+  report.Add("offered rate", options_.rate, "msg/s");
+  report.Add("sent", static_cast<double>(sent_.load()), "msgs");
+  report.Add("acked", static_cast<double>(acked_.load()), "msgs");
+  report.Add("achieved rate (acked)", acked_in_window / seconds, "msg/s");
+  report.Add("acked after window",
+             static_cast<double>(acked_.load() - acked_in_window), "msgs");
+  report.Add("delivered", static_cast<double>(delivered_.load()), "entries");
+  report.Add("delivery rate", delivered_in_window / seconds, "entries/s");
+  report.Add("send window", window, "s");
+  report.AddLatency("send->ack", ack_latency_);
+  report.AddLatency("send->deliver", deliver_latency_);
+  Verify(report);
+}
+
+void MessageLoad::Verify(Report& report) {
   uint64_t unresolved = 0, lost = 0, duplicated = 0, acked_total = 0;
   absl::flat_hash_set<std::pair<uint64_t, uint64_t>> seqs;
   uint64_t seq_reused = 0;
@@ -306,18 +329,6 @@ void MessageLoad::Run(Report& report) {
       }
     }
   }
-  const double window = absl::ToDoubleSeconds(window_closed - start);
-  const double seconds = absl::ToDoubleSeconds(options_.duration);
-  report.Add("offered rate", options_.rate, "msg/s");
-  report.Add("sent", static_cast<double>(sent_.load()), "msgs");
-  report.Add("acked", static_cast<double>(acked_total), "msgs");
-  report.Add("achieved rate (acked)", acked_in_window / seconds, "msg/s");
-  report.Add("acked after window", static_cast<double>(acked_total - acked_in_window), "msgs");
-  report.Add("delivered", static_cast<double>(delivered_.load()), "entries");
-  report.Add("delivery rate", delivered_in_window / seconds, "entries/s");
-  report.Add("send window", window, "s");
-  report.AddLatency("send->ack", ack_latency_);
-  report.AddLatency("send->deliver", deliver_latency_);
   {
     absl::MutexLock lock(&errors_mu_);
     for (const auto& [kind, count] : errors_) report.AddError(kind, count);

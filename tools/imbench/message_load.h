@@ -4,8 +4,9 @@
 #include <atomic>
 #include <cstdint>
 #include <iosfwd>
-#include <memory>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,19 @@ class MessageLoad {
   // Runs the window and the drain; fills `report` (metrics, latencies,
   // errors, verification).
   void Run(Report& report);
+
+  // The pieces Run is made of, public for tests of the verification:
+  // PrepareSend registers send number `n` of `sender` (due at `intended`)
+  // and returns its client_msg_id and message (nullopt past the sender's
+  // capacity); Verify compares what the streams received with what was
+  // acked and adds the failures to `report`.
+  struct PreparedSend {
+    uint64_t n = 0;
+    std::string client_msg_id;
+    ::im::message::v1::Message message;
+  };
+  std::optional<PreparedSend> PrepareSend(int sender, absl::Time intended);
+  void Verify(Report& report);
 
  private:
   struct Record;
