@@ -219,6 +219,13 @@ void ChatSession::ResumeReadingLocked() {
 }
 
 void ChatSession::OnWriteDone(Stream* stream, bool ok) {
+  if (!ok) {
+    // The stream cannot carry our frames any more. Its read side may stay
+    // open (nothing ends it if the server never sends a status), so end it
+    // here; OnDone follows and the session reconnects. Safe outside the
+    // lock: OnDone cannot run before this reaction returns.
+    stream->context.TryCancel();
+  }
   absl::MutexLock lock(&mu_);
   if (stream != stream_) return;
   write_in_flight_ = false;

@@ -5,6 +5,7 @@
 // delivery throughout.
 
 #include <atomic>
+#include <deque>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -158,6 +159,21 @@ class ImClientIntegrationTest : public ::testing::Test {
     return *std::move(client);
   }
 
+  EventLog& NewLog() { return logs_.emplace_back(); }
+
+  // A stack with alice and bob signed in and their direct conversation.
+  void StartWithAliceAndBob(ServiceStackOptions options = {}) {
+    StartStack(options);
+    if (stack_ == nullptr) return;
+    alice_ = NewUser("alice");
+    bob_ = NewUser("bob");
+    ASSERT_TRUE(alice_ && bob_);
+    absl::StatusOr<v1::Conversation> direct =
+        alice_->GetOrCreateDirect(bob_->user_id());
+    ASSERT_TRUE(direct.ok()) << direct.status();
+    direct_ = direct->conversation_id();
+  }
+
   static ChatSession::Options FastReconnect() {
     ChatSession::Options options;
     options.reconnect_backoff = {absl::Milliseconds(20),
@@ -193,20 +209,22 @@ class ImClientIntegrationTest : public ::testing::Test {
     return ids;
   }
 
+  // Declared first: the logs outlive every client (and so every chat
+  // session) that feeds them, fixture members and test locals alike.
+  std::deque<EventLog> logs_;
   std::unique_ptr<ServiceStack> stack_;
+  std::unique_ptr<ImClient> alice_, bob_;
+  uint64_t direct_ = 0;
 };
 
 TEST_F(ImClientIntegrationTest, SendIsAckedAndDeliveredOnceToBothSides) {
-  StartStack();
-  std::unique_ptr<ImClient> alice = NewUser("alice");
-  std::unique_ptr<ImClient> bob = NewUser("bob");
-  ASSERT_TRUE(alice && bob);
-  absl::StatusOr<v1::Conversation> direct =
-      alice->GetOrCreateDirect(bob->user_id());
-  ASSERT_TRUE(direct.ok()) << direct.status();
-  const uint64_t conversation = direct->conversation_id();
+  ASSERT_NO_FATAL_FAILURE(StartWithAliceAndBob());
+  ImClient* alice = alice_.get();
+  ImClient* bob = bob_.get();
+  const uint64_t conversation = direct_;
 
-  EventLog alice_log, bob_log;
+  EventLog& alice_log = NewLog();
+  EventLog& bob_log = NewLog();
   ChatSession* alice_chat = StartChat(*alice, alice_log);
   ASSERT_NE(StartChat(*bob, bob_log), nullptr);
   ASSERT_NE(alice_chat, nullptr);
@@ -237,7 +255,7 @@ TEST_F(ImClientIntegrationTest, NonRetryableRefusalsFailTheSend) {
   StartStack();
   std::unique_ptr<ImClient> alice = NewUser("alice");
   ASSERT_NE(alice, nullptr);
-  EventLog log;
+  EventLog& log = NewLog();
   ChatSession* chat = StartChat(*alice, log);
   ASSERT_NE(chat, nullptr);
   absl::StatusOr<std::string> foreign = chat->Send(987654321, Text("nobody"));
@@ -265,13 +283,12 @@ TEST_F(ImClientIntegrationTest, NonRetryableRefusalsFailTheSend) {
 // and receive: every send is acked once, stored once, and delivered to
 // the other side once and in order.
 TEST_F(ImClientIntegrationTest, ResumesAfterConnectionCutsWithoutLossOrRepeat) {
-  StartStack();
-  std::unique_ptr<ImClient> alice = NewUser("alice");
-  std::unique_ptr<ImClient> bob = NewUser("bob");
-  ASSERT_TRUE(alice && bob);
-  const uint64_t conversation =
-      alice->GetOrCreateDirect(bob->user_id())->conversation_id();
-  EventLog alice_log, bob_log;
+  ASSERT_NO_FATAL_FAILURE(StartWithAliceAndBob());
+  ImClient* alice = alice_.get();
+  ImClient* bob = bob_.get();
+  const uint64_t conversation = direct_;
+  EventLog& alice_log = NewLog();
+  EventLog& bob_log = NewLog();
   ChatSession* alice_chat = StartChat(*alice, alice_log);
   ChatSession* bob_chat = StartChat(*bob, bob_log);
   ASSERT_TRUE(alice_chat && bob_chat);
@@ -335,13 +352,10 @@ TEST_F(ImClientIntegrationTest, ResumesAfterConnectionCutsWithoutLossOrRepeat) {
 // reconnect the client sends them again with the same client_msg_id and
 // the server answers with the original seqs instead of storing them twice.
 TEST_F(ImClientIntegrationTest, LostAcksAreRetriedWithTheSameClientMsgId) {
-  StartStack();
-  std::unique_ptr<ImClient> alice = NewUser("alice");
-  std::unique_ptr<ImClient> bob = NewUser("bob");
-  ASSERT_TRUE(alice && bob);
-  const uint64_t conversation =
-      alice->GetOrCreateDirect(bob->user_id())->conversation_id();
-  EventLog log;
+  ASSERT_NO_FATAL_FAILURE(StartWithAliceAndBob());
+  ImClient* alice = alice_.get();
+  const uint64_t conversation = direct_;
+  EventLog& log = NewLog();
   ChatSession* chat = StartChat(*alice, log);
   ASSERT_NE(chat, nullptr);
 
@@ -403,7 +417,8 @@ TEST_F(ImClientIntegrationTest, SurvivesMessageServiceRestart) {
       alice->CreateGroup("team", {bob->user_id()});
   ASSERT_TRUE(group.ok()) << group.status();
   const uint64_t conversation = group->conversation_id();
-  EventLog alice_log, bob_log;
+  EventLog& alice_log = NewLog();
+  EventLog& bob_log = NewLog();
   ChatSession* chat = StartChat(*alice, alice_log);
   ASSERT_NE(StartChat(*bob, bob_log), nullptr);
   ASSERT_NE(chat, nullptr);
@@ -415,18 +430,25 @@ TEST_F(ImClientIntegrationTest, SurvivesMessageServiceRestart) {
       texts.insert(text);
       ASSERT_TRUE(chat->Send(conversation, Text(text)).ok());
     }
-    const int alice_live = alice_log.Count(ChatState::kLive);
-    const int bob_live = bob_log.Count(ChatState::kLive);
+    // Streams that reached Ready so far (counted with the state change).
+    auto ready = [](ChatSession* session) {
+      return session->stats().streams_ready;
+    };
+    const uint64_t alice_ready = ready(chat);
+    const uint64_t bob_ready = ready(bob->chat());
     ASSERT_TRUE(stack_->RestartMessage());
     // Both come back on the new server before the next round.
     const absl::Time deadline = absl::Now() + absl::Seconds(20);
-    while ((alice_log.Count(ChatState::kLive) == alice_live ||
-            bob_log.Count(ChatState::kLive) == bob_live) &&
+    while ((ready(chat) == alice_ready || ready(bob->chat()) == bob_ready) &&
            absl::Now() < deadline) {
       absl::SleepFor(absl::Milliseconds(10));
     }
-    ASSERT_GT(bob_log.Count(ChatState::kLive), bob_live);
-    ASSERT_GT(alice_log.Count(ChatState::kLive), alice_live);
+    ASSERT_GT(ready(bob->chat()), bob_ready)
+        << "bob " << client::ChatStateName(bob->chat()->state());
+    ASSERT_GT(ready(chat), alice_ready)
+        << "alice " << client::ChatStateName(chat->state()) << " after "
+        << chat->stats().streams_opened << " streams, "
+        << chat->PendingSends().size() << " pending";
   }
   ASSERT_TRUE(alice_log.WaitForOutcomes(120, absl::Seconds(60)));
   for (const auto& [id, outcome] : alice_log.Outcomes()) {
@@ -436,7 +458,7 @@ TEST_F(ImClientIntegrationTest, SurvivesMessageServiceRestart) {
   EXPECT_TRUE(bob_log.Violations().empty());
   ExpectContiguous(bob_log.Entries(conversation));
   EXPECT_EQ(StoredClientMsgIds(conversation).size(), 120u);
-  EXPECT_EQ(bob_log.Count(ChatState::kLive), 4);
+  EXPECT_GE(bob->chat()->stats().streams_ready, 4u);
 }
 
 // A device that was away longer than the server replays gets
@@ -447,19 +469,17 @@ TEST_F(ImClientIntegrationTest, ReplayTruncatedIsFilledFromHistory) {
   options.message = ServiceStackOptions::DefaultMessageOptions();
   options.message.stream.max_replay_entries = 25;
   options.message.stream.replay_page_size = 10;
-  StartStack(options);
-  std::unique_ptr<ImClient> alice = NewUser("alice");
-  std::unique_ptr<ImClient> bob = NewUser("bob");
-  ASSERT_TRUE(alice && bob);
-  const uint64_t conversation =
-      alice->GetOrCreateDirect(bob->user_id())->conversation_id();
+  ASSERT_NO_FATAL_FAILURE(StartWithAliceAndBob(options));
+  ImClient* alice = alice_.get();
+  ImClient* bob = bob_.get();
+  const uint64_t conversation = direct_;
   constexpr int kWhileAway = 180;
   for (int i = 0; i < kWhileAway; ++i) {
     ASSERT_TRUE(alice->SendUnary(conversation, Text(absl::StrCat("a", i)),
                                  absl::StrCat("away-", i))
                     .ok());
   }
-  EventLog log;
+  EventLog& log = NewLog();
   ChatSession::Options chat_options = FastReconnect();
   chat_options.initial_cursors = {{conversation, 1}};  // held: the creation
   chat_options.history_page = 17;
@@ -493,7 +513,7 @@ TEST_F(ImClientIntegrationTest, ConversationsAddedWhileOfflineAreReplayed) {
   ASSERT_TRUE(group.ok());
   ASSERT_TRUE(alice->SendUnary(group->conversation_id(), Text("welcome"), "w1")
                   .ok());
-  EventLog log;
+  EventLog& log = NewLog();
   ASSERT_NE(StartChat(*bob, log), nullptr);
   ASSERT_TRUE(log.WaitForTexts(group->conversation_id(), {"welcome"},
                                absl::Seconds(10)));
@@ -509,17 +529,16 @@ TEST_F(ImClientIntegrationTest, ConversationsAddedWhileOfflineAreReplayed) {
 TEST_F(ImClientIntegrationTest, RenewsTokensBeforeTheyExpire) {
   ServiceStackOptions options;
   options.access_token_ttl = absl::Seconds(3);
-  StartStack(options);
-  std::unique_ptr<ImClient> alice = NewUser("alice");
-  std::unique_ptr<ImClient> bob = NewUser("bob");
-  ASSERT_TRUE(alice && bob);
+  ASSERT_NO_FATAL_FAILURE(StartWithAliceAndBob(options));
+  ImClient* alice = alice_.get();
+  ImClient* bob = bob_.get();
+  const uint64_t conversation = direct_;
   std::atomic<int> renewals{0};
   alice->tokens().AddTokensListener(
       [&](const auth::v1::TokenPair&) { renewals.fetch_add(1); });
   const std::string first_token = alice->tokens().AccessToken();
-  const uint64_t conversation =
-      alice->GetOrCreateDirect(bob->user_id())->conversation_id();
-  EventLog alice_log, bob_log;
+  EventLog& alice_log = NewLog();
+  EventLog& bob_log = NewLog();
   ChatSession* chat = StartChat(*alice, alice_log);
   ASSERT_NE(StartChat(*bob, bob_log), nullptr);
   ASSERT_NE(chat, nullptr);
@@ -598,7 +617,7 @@ TEST_F(ImClientIntegrationTest, ServiceAccountExchangesItsKeyAgain) {
   ASSERT_TRUE(bot.ok());
   ASSERT_TRUE((*bot)->LoginWithApiKey(account->api_key()).ok());
   EXPECT_EQ((*bot)->tokens().tokens().role(), auth::v1::ROLE_SERVICE);
-  EventLog bob_log;
+  EventLog& bob_log = NewLog();
   ASSERT_NE(StartChat(*bob, bob_log), nullptr);
   uint64_t conversation = 0;
   for (int i = 0; i < 4; ++i) {

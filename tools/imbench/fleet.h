@@ -86,6 +86,20 @@ class Fleet {
   std::atomic<uint64_t> next_channel_{0};
 };
 
+// Stops a fleet's streams when it goes out of scope. Declare it after
+// whatever the streams' callbacks use, so that outlives the streams on
+// every return path.
+class StopStreamsOnExit {
+ public:
+  explicit StopStreamsOnExit(Fleet& fleet) : fleet_(fleet) {}
+  ~StopStreamsOnExit() { fleet_.StopStreams(); }
+  StopStreamsOnExit(const StopStreamsOnExit&) = delete;
+  StopStreamsOnExit& operator=(const StopStreamsOnExit&) = delete;
+
+ private:
+  Fleet& fleet_;
+};
+
 }  // namespace im::imbench
 
 #endif  // IM_TOOLS_IMBENCH_FLEET_H_

@@ -405,6 +405,7 @@ absl::Status RunDirect(Fleet& fleet, int users, const MessageLoadOptions& load,
       });
   if (!created.ok()) return created;
   MessageLoad run(load);
+  StopStreamsOnExit stop_streams(fleet);
   std::vector<ChatSession*> chats(users);
   for (int u = 0; u < users; ++u) {
     const int stream = run.AddStream();
@@ -422,7 +423,6 @@ absl::Status RunDirect(Fleet& fleet, int users, const MessageLoadOptions& load,
   report.Set("conversations", absl::StrCat(users / 2));
   report.Set("message_channels", absl::StrCat(fleet.message_channels()));
   run.Run(report);
-  fleet.StopStreams();
   return absl::OkStatus();
 }
 
@@ -440,6 +440,7 @@ absl::Status RunGroup(Fleet& fleet, int members, int senders,
   if (!group.ok()) return group.status();
   const uint64_t conversation = group->conversation_id();
   MessageLoad run(load);
+  StopStreamsOnExit stop_streams(fleet);
   std::vector<ChatSession*> chats(members);
   for (int u = 0; u < members; ++u) {
     const int stream = run.AddStream();
@@ -457,7 +458,6 @@ absl::Status RunGroup(Fleet& fleet, int members, int senders,
   report.Set("conversation", absl::StrCat(conversation));
   report.Set("message_channels", absl::StrCat(fleet.message_channels()));
   run.Run(report);
-  fleet.StopStreams();
   return absl::OkStatus();
 }
 

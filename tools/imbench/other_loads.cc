@@ -72,6 +72,7 @@ absl::Status RunConnect(Fleet& fleet, const ConnectOptions& options,
   std::atomic<int> live{0};
   std::atomic<int> ended{0};
   ErrorCounts errors;
+  StopStreamsOnExit stop_streams(fleet);
   auto rss = [&]() -> uint64_t {
     if (options.server_pid == 0) return 0;
     absl::StatusOr<uint64_t> bytes = ReadRssBytes(options.server_pid);

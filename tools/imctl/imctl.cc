@@ -58,6 +58,9 @@ struct Context {
   std::unique_ptr<StateFiles> files;
   client::Endpoints endpoints;
   absl::Duration timeout = absl::Seconds(10);
+  // Fed by the client's chat session: declared before the client so it
+  // outlives it (the session stops with the client).
+  client::ChatEventQueue events;
   std::unique_ptr<ImClient> client;
 };
 
@@ -449,7 +452,7 @@ absl::Status Send(Context& ctx) {
   if (ctx.args.has("wait") && !absl::ParseDuration(ctx.args.get("wait"), &wait)) {
     return absl::InvalidArgumentError("--wait: not a duration");
   }
-  client::ChatEventQueue events;
+  client::ChatEventQueue& events = ctx.events;
   ChatSession::Options options;
   // Only this send's ack matters: no replay.
   options.replay_unlisted = false;
@@ -513,7 +516,7 @@ absl::Status Tail(Context& ctx) {
       }
     }
   }
-  client::ChatEventQueue events;
+  client::ChatEventQueue& events = ctx.events;
   ChatSession::Options options;
   options.initial_cursors = cursors;
   options.replay_unlisted = true;
@@ -1098,7 +1101,8 @@ int RunImctl(const std::vector<std::string>& args, const Environment& env) {
     }
     return kExitUsage;
   }
-  Context ctx{env, *global, {}, out, err, nullptr, {}, absl::Seconds(10), nullptr};
+  Context ctx{env, *global, {}, out, err, nullptr, {}, absl::Seconds(10), {},
+              nullptr};
   absl::StatusOr<ParsedArgs> parsed = ParseArgs(
       std::vector<std::string>(global->positional.begin() + words,
                                global->positional.end()),
