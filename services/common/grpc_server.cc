@@ -72,11 +72,11 @@ MakeChannelCredentials(const TlsOptions& tls) {
 }
 
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
-    const std::string& address, const TlsOptions& tls) {
+    const std::string& address, const TlsOptions& tls,
+    grpc::ChannelArguments args) {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
       MakeChannelCredentials(tls);
   if (!creds.ok()) return creds.status();
-  grpc::ChannelArguments args;
   // Ping idle connections every 20 s: above the servers' 10 s minimum, so
   // they never answer with GOAWAY(too_many_pings).
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);

@@ -97,9 +97,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>>
 MakeChannelCredentials(const TlsOptions& tls);
 // A channel to `address` with the project's client defaults (keepalive that
-// respects the servers' enforcement, reconnect backoff).
+// respects the servers' enforcement, reconnect backoff), set on top of
+// `args` (e.g. a local subchannel pool for a connection of its own).
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
-    const std::string& address, const TlsOptions& tls);
+    const std::string& address, const TlsOptions& tls,
+    grpc::ChannelArguments args = grpc::ChannelArguments());
 
 // Blocks SIGTERM and SIGINT in the calling thread and every thread it starts
 // later. Call first thing in main(), before any thread exists.
