@@ -12,6 +12,7 @@ fail() {
   exit 1
 }
 
+# shellcheck disable=SC2119  # no extra auth flags
 stack_start
 
 run() {
