@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "services/common/request_parse_interceptor.h"
 #include "spdlog/spdlog.h"
 
 namespace im {
@@ -115,15 +116,14 @@ absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
                              Millis(options.min_client_ping_interval));
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
-  if (!options.interceptors.empty()) {
-    std::vector<
-        std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
-        factories;
-    for (const auto& make_factory : options.interceptors) {
-      factories.push_back(make_factory());
-    }
-    builder.experimental().SetInterceptorCreators(std::move(factories));
+  std::vector<
+      std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>>
+      factories;
+  factories.push_back(std::make_unique<RequestParseErrorInterceptorFactory>());
+  for (const auto& make_factory : options.interceptors) {
+    factories.push_back(make_factory());
   }
+  builder.experimental().SetInterceptorCreators(std::move(factories));
   if (options.configure) options.configure(builder);
 
   result->server_ = builder.BuildAndStart();
