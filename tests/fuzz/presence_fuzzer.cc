@@ -1,0 +1,13 @@
+// Fuzz target: raw requests to every RPC of im.presence.v1.PresenceService on the
+// in-process backend (see rpc_fuzzing.h for the input layout and the
+// contract checked).
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tests/fuzz/rpc_fuzzing.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  im::fuzz::FuzzRpcInput("im.presence.v1.PresenceService", data, size);
+  return 0;
+}
