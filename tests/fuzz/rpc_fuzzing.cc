@@ -22,7 +22,7 @@
 #include "google/protobuf/message.h"
 #include "im/message/v1/message.pb.h"
 #include "tests/fuzz/fuzz_backend.h"
-#include "tests/testing/raw_rpc.h"
+#include "tests/support/raw_rpc.h"
 
 namespace im::fuzz {
 namespace {
