@@ -15,8 +15,6 @@
 #include "services/common/database_flags.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_host.h"
-#include "spdlog/spdlog.h"
-#include "storage/fake/fake_database.h"
 
 ABSL_FLAG(absl::Duration, access_token_ttl, absl::Minutes(15),
           "Lifetime of access tokens; other services must use the same value "
@@ -130,18 +128,10 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildAuthService(
   if (!tokens.ok()) return tokens.status();
   const TokenCodec* codec = bundle->Own(*std::move(tokens));
 
-  storage::Database* database = nullptr;
-  if (absl::GetFlag(FLAGS_mysql_dsn) == "memory:") {
-    spdlog::warn(
-        "--mysql_dsn=memory: accounts and sessions live in memory "
-        "and are lost at exit (development only)");
-    database = bundle->Own(std::make_unique<storage::FakeDatabase>());
-  } else {
-    absl::StatusOr<storage::MysqlDatabase*> mysql =
-        OpenDatabaseFromFlags(*bundle, metrics);
-    if (!mysql.ok()) return mysql.status();
-    database = *mysql;
-  }
+  absl::StatusOr<storage::Database*> stores =
+      OpenStoresFromFlags(*bundle, metrics);
+  if (!stores.ok()) return stores.status();
+  storage::Database* database = *stores;
 
   absl::StatusOr<std::unique_ptr<auth::AuthServiceImpl>> service =
       auth::AuthServiceImpl::Create(*options, database->users(),

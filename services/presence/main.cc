@@ -13,8 +13,6 @@
 #include "services/common/service_host.h"
 #include "services/presence/presence_metrics.h"
 #include "services/presence/presence_service.h"
-#include "spdlog/spdlog.h"
-#include "storage/fake/fake_database.h"
 
 ABSL_FLAG(std::string, auth_addr, "127.0.0.1:50051",
           "host:port of the auth service (revocations feed)");
@@ -78,18 +76,10 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService(
   if (!tokens.ok()) return tokens.status();
   const TokenCodec* codec = bundle->Own(*std::move(tokens));
 
-  storage::Database* database = nullptr;
-  if (absl::GetFlag(FLAGS_mysql_dsn) == "memory:") {
-    spdlog::warn(
-        "--mysql_dsn=memory: users, conversations and last_seen live in "
-        "memory and are lost at exit (development only)");
-    database = bundle->Own(std::make_unique<storage::FakeDatabase>());
-  } else {
-    absl::StatusOr<storage::MysqlDatabase*> mysql =
-        OpenDatabaseFromFlags(*bundle, metrics);
-    if (!mysql.ok()) return mysql.status();
-    database = *mysql;
-  }
+  absl::StatusOr<storage::Database*> stores =
+      OpenStoresFromFlags(*bundle, metrics);
+  if (!stores.ok()) return stores.status();
+  storage::Database* database = *stores;
 
   // Revocations from auth: subscriptions of a revoked session end at once.
   absl::StatusOr<ServiceAuthentication> auth =
