@@ -26,6 +26,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "services/common/byte_buffer.h"
 #include "services/gateway/cors_policy.h"
 #include "services/gateway/grpc_web_codec.h"
 #include "services/gateway/static_files.h"
@@ -99,17 +100,6 @@ HeaderList StatusTrailers(const grpc::Status& status,
   trailers.insert(trailers.end(), trailing_metadata.begin(),
                   trailing_metadata.end());
   return trailers;
-}
-
-std::string ByteBufferToString(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string out;
-  if (!buffer.Dump(&slices).ok()) return out;
-  out.reserve(buffer.Length());
-  for (const grpc::Slice& slice : slices) {
-    out.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  return out;
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "services/common/byte_buffer.h"
 #include "services/common/status.h"
 
 namespace im::message {
@@ -17,20 +18,9 @@ absl::Status HideMembership(const absl::Status& status) {
   return absl::IsNotFound(status) ? ConversationNotFound() : status;
 }
 
-std::string BufferToString(const grpc::ByteBuffer& buffer) {
-  std::vector<grpc::Slice> slices;
-  std::string out;
-  if (!buffer.Dump(&slices).ok()) return out;
-  out.reserve(buffer.Length());
-  for (const grpc::Slice& slice : slices) {
-    out.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  return out;
-}
-
 absl::Status ParseRequest(const grpc::ByteBuffer& buffer,
                           google::protobuf::Message* message) {
-  if (!message->ParseFromString(BufferToString(buffer))) {
+  if (!message->ParseFromString(ByteBufferToString(buffer))) {
     return absl::InvalidArgumentError(
         "request could not be parsed: string fields must be valid UTF-8");
   }

@@ -26,8 +26,6 @@ absl::Status HideMembership(const absl::Status& status);
 // UNAVAILABLE: the node is draining.
 absl::Status ShuttingDown();
 
-// The bytes of a raw message.
-std::string BufferToString(const grpc::ByteBuffer& buffer);
 // Parses a raw request; INVALID_ARGUMENT when it does not parse (protobuf
 // refuses strings that are not valid UTF-8).
 absl::Status ParseRequest(const grpc::ByteBuffer& buffer,

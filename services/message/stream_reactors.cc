@@ -4,6 +4,7 @@
 #include <string>
 #include <utility>
 
+#include "services/common/byte_buffer.h"
 #include "services/common/status.h"
 #include "services/common/text.h"
 #include "services/message/message_service.h"
@@ -142,7 +143,7 @@ class ChatReactor final
       session_->CloseWhenIdle(absl::OkStatus());
       return;
     }
-    const std::string wire = BufferToString(read_buffer_);
+    const std::string wire = ByteBufferToString(read_buffer_);
     read_buffer_.Clear();
     v1::ClientFrame frame;
     if (!frame.ParseFromString(wire)) {
