@@ -4,6 +4,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 
@@ -25,6 +26,33 @@ absl::StatusOr<std::string> ReadFile(const std::string& path) {
 int Millis(absl::Duration d) {
   return static_cast<int>(absl::ToInt64Milliseconds(d));
 }
+
+// Decides whether one builder serves reflection. Linking gRPC's reflection
+// library registers its plugin for every builder of the process (a static
+// initializer), so this option removes it or adds it per server.
+class ReflectionOption : public grpc::ServerBuilderOption {
+ public:
+  explicit ReflectionOption(bool enabled) : enabled_(enabled) {}
+
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
+                         plugins) override {
+    grpc::reflection::ProtoServerReflectionPlugin reflection;
+    plugins->erase(
+        std::remove_if(plugins->begin(), plugins->end(),
+                       [&](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+                         return p->name() == reflection.name();
+                       }),
+        plugins->end());
+    if (enabled_) {
+      plugins->push_back(
+          std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
+    }
+  }
+
+ private:
+  const bool enabled_;
+};
 
 }  // namespace
 
@@ -94,15 +122,18 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(
     const ServerOptions& options,
     const std::vector<grpc::Service*>& services) {
+  if (services.empty()) {
+    return absl::InvalidArgumentError("a gRPC server needs a service");
+  }
   absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> creds =
       MakeServerCredentials(options.tls);
   if (!creds.ok()) return creds.status();
 
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
 
   std::unique_ptr<GrpcServer> result(new GrpcServer());
   grpc::ServerBuilder builder;
+  builder.SetOption(std::make_unique<ReflectionOption>(options.reflection));
   builder.AddListeningPort(options.listen_address, *creds, &result->port_);
   for (grpc::Service* service : services) builder.RegisterService(service);
   builder.SetMaxReceiveMessageSize(options.max_receive_message_bytes);

@@ -37,6 +37,10 @@ struct ServerOptions {
   TlsOptions tls;
   // HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS per connection.
   int max_concurrent_streams = 256;
+  // Serves grpc.reflection (service and message descriptors) for tools
+  // like grpcurl. Off by default: it hands the whole API surface to anyone
+  // who can connect (OWASP gRPC guidance); development runs turn it on.
+  bool reflection = false;
   // Largest request message accepted (gRPC answers RESOURCE_EXHAUSTED above).
   int max_receive_message_bytes = 1 << 20;
   // Server pings idle connections this often and drops them when a ping is
@@ -55,11 +59,11 @@ struct ServerOptions {
 };
 
 // A started gRPC server with the standard health service (grpc.health.v1)
-// and server reflection. Health reports SERVING for "" and every registered
+// and, when asked, server reflection. Health reports SERVING for "" and every registered
 // service name until Drain().
 class GrpcServer {
  public:
-  // `services` must outlive the server. UNAVAILABLE if the address cannot be
+  // `services` (at least one) must outlive the server. UNAVAILABLE if the address cannot be
   // bound; INVALID_ARGUMENT/NOT_FOUND for unreadable TLS files.
   static absl::StatusOr<std::unique_ptr<GrpcServer>> Start(
       const ServerOptions& options, const std::vector<grpc::Service*>& services);

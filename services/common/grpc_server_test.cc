@@ -1,12 +1,21 @@
 #include "services/common/grpc_server.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include "gtest/gtest.h"
+#include "im/testing/v1/echo.grpc.pb.h"
 #include "services/common/health_probe.h"
 
 namespace im {
 namespace {
+
+// A registered service (every method UNIMPLEMENTED): gRPC needs one for
+// the server to poll, as every real server has.
+grpc::Service* EchoService() {
+  static auto* const echo = new testing::v1::EchoService::CallbackService();
+  return echo;
+}
 
 // Health status as a number, or minus the call's error code.
 int CheckHealth(grpc::Channel* channel, const std::string& service) {
@@ -19,7 +28,7 @@ int CheckHealth(grpc::Channel* channel, const std::string& service) {
 TEST(GrpcServerTest, ServesHealthAndDrains) {
   ServerOptions options;
   options.name = "im.test.Service";
-  auto server = GrpcServer::Start(options, {});
+  auto server = GrpcServer::Start(options, {EchoService()});
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_GT((*server)->port(), 0);
   auto channel = grpc::CreateChannel((*server)->address(),
@@ -37,10 +46,100 @@ TEST(GrpcServerTest, ServesHealthAndDrains) {
   (*server)->Wait();
 }
 
+// Asks grpc.reflection to list the services (a ServerReflectionRequest with
+// list_services = "", written by hand: field 7, empty string) and returns
+// the first response's bytes, or the call's error code.
+absl::StatusOr<std::string> ListServicesByReflection(
+    const std::string& address) {
+  auto channel =
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       std::chrono::seconds(10));
+  grpc::CompletionQueue queue;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+      &queue);
+  // Runs one step and waits for it: each step has its own tag.
+  auto step = [&queue](int tag) {
+    void* got = nullptr;
+    bool ok = false;
+    EXPECT_TRUE(queue.Next(&got, &ok));
+    EXPECT_EQ(got, reinterpret_cast<void*>(tag));
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  step(1);
+  grpc::Slice request(std::string("\x3a\x00", 2));
+  call->Write(grpc::ByteBuffer(&request, 1), reinterpret_cast<void*>(2));
+  step(2);
+  call->WritesDone(reinterpret_cast<void*>(3));
+  step(3);
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(4));
+  const bool got_response = step(4);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  step(5);
+  queue.Shutdown();
+  void* ignored_tag;
+  bool ignored_ok;
+  while (queue.Next(&ignored_tag, &ignored_ok)) {
+  }
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        status.error_message());
+  }
+  if (!got_response) return absl::InternalError("no response");
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (!response.Dump(&slices).ok()) return absl::InternalError("bad buffer");
+  for (const grpc::Slice& slice : slices) {
+    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return bytes;
+}
+
+TEST(GrpcServerTest, ReflectionIsOffUnlessAskedFor) {
+  ServerOptions options;
+  auto server = GrpcServer::Start(options, {EchoService()});
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_EQ(ListServicesByReflection((*server)->address()).status().code(),
+            absl::StatusCode::kUnimplemented);
+  (*server)->Shutdown(absl::Seconds(1));
+  (*server)->Wait();
+
+  // Another server of the same process, with reflection: lists health.
+  options.reflection = true;
+  auto with_reflection = GrpcServer::Start(options, {EchoService()});
+  ASSERT_TRUE(with_reflection.ok()) << with_reflection.status();
+  absl::StatusOr<std::string> listed =
+      ListServicesByReflection((*with_reflection)->address());
+  ASSERT_TRUE(listed.ok()) << listed.status();
+  EXPECT_NE(listed->find("grpc.health.v1.Health"), std::string::npos);
+  (*with_reflection)->Shutdown(absl::Seconds(1));
+  (*with_reflection)->Wait();
+
+  // And reflection stays off for servers started after it.
+  options.reflection = false;
+  auto later = GrpcServer::Start(options, {EchoService()});
+  ASSERT_TRUE(later.ok()) << later.status();
+  EXPECT_EQ(ListServicesByReflection((*later)->address()).status().code(),
+            absl::StatusCode::kUnimplemented);
+  (*later)->Shutdown(absl::Seconds(1));
+  (*later)->Wait();
+}
+
+TEST(GrpcServerTest, RefusesToStartWithoutServices) {
+  EXPECT_EQ(GrpcServer::Start(ServerOptions{}, {}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(GrpcServerTest, FailsOnUnbindableAddress) {
   ServerOptions options;
   options.listen_address = "256.1.1.1:1";
-  EXPECT_EQ(GrpcServer::Start(options, {}).status().code(),
+  EXPECT_EQ(GrpcServer::Start(options, {EchoService()}).status().code(),
             absl::StatusCode::kUnavailable);
 }
 
@@ -48,7 +147,7 @@ TEST(GrpcServerTest, FailsOnMissingCertificates) {
   ServerOptions options;
   options.tls.cert_file = "/nonexistent/cert.pem";
   options.tls.key_file = "/nonexistent/key.pem";
-  EXPECT_EQ(GrpcServer::Start(options, {}).status().code(),
+  EXPECT_EQ(GrpcServer::Start(options, {EchoService()}).status().code(),
             absl::StatusCode::kNotFound);
 }
 

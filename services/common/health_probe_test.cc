@@ -3,10 +3,18 @@
 #include <grpcpp/grpcpp.h>
 
 #include "gtest/gtest.h"
+#include "im/testing/v1/echo.grpc.pb.h"
 #include "services/common/grpc_server.h"
 
 namespace im {
 namespace {
+
+// A registered service (every method UNIMPLEMENTED): gRPC needs one for
+// the server to poll, as every real server has.
+grpc::Service* EchoService() {
+  static auto* const echo = new testing::v1::EchoService::CallbackService();
+  return echo;
+}
 
 std::shared_ptr<grpc::Channel> ChannelTo(const std::string& address) {
   return grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
@@ -17,7 +25,7 @@ TEST(HealthProbeTest, ReportsServingNotServingAndUnknownService) {
   // Longer than 127 bytes: the name's length takes a two-byte varint.
   options.name = "im.test." + std::string(150, 'x');
   absl::StatusOr<std::unique_ptr<GrpcServer>> server =
-      GrpcServer::Start(options, {});
+      GrpcServer::Start(options, {EchoService()});
   ASSERT_TRUE(server.ok()) << server.status();
   auto channel = ChannelTo((*server)->address());
 

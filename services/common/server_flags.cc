@@ -32,6 +32,9 @@ ABSL_FLAG(std::string, peer_tls_cert, "",
 ABSL_FLAG(std::string, peer_tls_key, "", "PEM key for --peer_tls_cert");
 ABSL_FLAG(std::string, peer_tls_server_name, "",
           "Expected server name in the peers' certificates");
+ABSL_FLAG(bool, reflection, false,
+          "Serve gRPC server reflection (for grpcurl and similar tools); "
+          "off by default because it publishes the whole API surface");
 ABSL_FLAG(std::string, log_level, "info",
           "trace, debug, info, warn, error or off");
 ABSL_FLAG(absl::Duration, drain_grace, absl::Seconds(5),
@@ -61,6 +64,7 @@ ServerOptions ServerOptionsFromFlags(const std::string& name,
   options.name = name;
   options.listen_address = absl::GetFlag(FLAGS_listen);
   if (options.listen_address.empty()) options.listen_address = default_listen;
+  options.reflection = absl::GetFlag(FLAGS_reflection);
   options.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   options.tls.ca_file = absl::GetFlag(FLAGS_tls_client_ca);

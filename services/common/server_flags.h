@@ -24,6 +24,7 @@ ABSL_DECLARE_FLAG(std::string, peer_tls_ca);
 ABSL_DECLARE_FLAG(std::string, peer_tls_cert);
 ABSL_DECLARE_FLAG(std::string, peer_tls_key);
 ABSL_DECLARE_FLAG(std::string, peer_tls_server_name);
+ABSL_DECLARE_FLAG(bool, reflection);
 ABSL_DECLARE_FLAG(std::string, log_level);
 ABSL_DECLARE_FLAG(absl::Duration, drain_grace);
 
