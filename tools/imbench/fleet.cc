@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/numbers.h"
@@ -87,7 +88,8 @@ absl::StatusOr<std::unique_ptr<Fleet>> Fleet::Create(
   client::ClientRuntime::Options runtime;
   runtime.worker_threads = options.runtime_threads;
   fleet->runtime_ = client::ClientRuntime::Make(runtime);
-  if (absl::Status status = fleet->MakeChannels(expected_streams); !status.ok()) {
+  if (absl::Status status = fleet->MakeChannels(expected_streams);
+      !status.ok()) {
     return status;
   }
   return fleet;
@@ -105,8 +107,9 @@ absl::Status Fleet::MakeChannels(int expected_streams) {
   }
   for (int i = 0; i < count; ++i) {
     if (options_.source_addresses > 0) {
-      absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = ChannelFromSource(
-          options_.endpoints.message, 1 + i % options_.source_addresses);
+      absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+          ChannelFromSource(options_.endpoints.message,
+                            1 + i % options_.source_addresses);
       if (!channel.ok()) return channel.status();
       message_channels_.push_back(*std::move(channel));
       continue;
@@ -131,6 +134,23 @@ std::string Fleet::username(int index) const {
   return absl::StrCat(options_.user_prefix, "-", index);
 }
 
+namespace {
+
+// Runs `call` again while the server answers RESOURCE_EXHAUSTED (the
+// credential queue is full, or a throttle: registrations of taken names and
+// failed logins per address), backing off up to about 2 minutes in all.
+absl::Status RetryWhileThrottled(const std::function<absl::Status()>& call) {
+  absl::Status status = call();
+  for (int attempt = 0; absl::IsResourceExhausted(status) && attempt < 50;
+       ++attempt) {
+    absl::SleepFor(absl::Milliseconds(200 + 100 * attempt));
+    status = call();
+  }
+  return status;
+}
+
+}  // namespace
+
 absl::Status Fleet::SignIn(int count) {
   const int first = static_cast<int>(clients_.size());
   if (count <= first) return absl::OkStatus();
@@ -147,20 +167,16 @@ absl::Status Fleet::SignIn(int count) {
         client::ImClient::Create(options, &shared_, runtime_);
     if (!made.ok()) return made.status();
     const std::string name = username(index);
-    absl::StatusOr<auth::v1::User> registered =
-        (*made)->Register(name, options_.password, name);
-    if (!registered.ok() && !absl::IsAlreadyExists(registered.status())) {
-      return absl::Status(registered.status().code(),
-                          absl::StrCat("register ", name, ": ",
-                                       registered.status().message()));
+    absl::Status registered = RetryWhileThrottled([&] {
+      return (*made)->Register(name, options_.password, name).status();
+    });
+    if (!registered.ok() && !absl::IsAlreadyExists(registered)) {
+      return absl::Status(
+          registered.code(),
+          absl::StrCat("register ", name, ": ", registered.message()));
     }
-    absl::Status login = (*made)->Login(name, options_.password);
-    // Logins beyond the credential queue are refused with a retry hint.
-    for (int attempt = 0;
-         absl::IsResourceExhausted(login) && attempt < 50; ++attempt) {
-      absl::SleepFor(absl::Milliseconds(200 + 100 * attempt));
-      login = (*made)->Login(name, options_.password);
-    }
+    absl::Status login = RetryWhileThrottled(
+        [&] { return (*made)->Login(name, options_.password); });
     if (!login.ok()) {
       return absl::Status(login.code(),
                           absl::StrCat("login ", name, ": ", login.message()));
@@ -186,7 +202,8 @@ absl::StatusOr<client::ChatSession*> Fleet::OpenStream(
     options.device.set_name(absl::StrCat("imbench-", index));
   }
   absl::StatusOr<std::unique_ptr<client::ChatSession>> session =
-      client::ChatSession::Create(options, std::move(deps), std::move(callback));
+      client::ChatSession::Create(options, std::move(deps),
+                                  std::move(callback));
   if (!session.ok()) return session.status();
   client::ChatSession* started = session->get();
   {

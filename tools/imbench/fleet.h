@@ -21,7 +21,7 @@ namespace im::imbench {
 struct FleetOptions {
   client::Endpoints endpoints;
   // Users are <user_prefix>-<index>; existing ones are reused (same
-  // password), so repeated runs skip registration.
+  // password).
   std::string user_prefix = "imbench";
   std::string password = "imbench-password-1";
   // Connections to the message service the streams are spread over; 0 =

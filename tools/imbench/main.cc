@@ -19,6 +19,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "tools/imbench/fleet.h"
 #include "tools/imbench/message_load.h"
@@ -36,8 +37,10 @@ ABSL_FLAG(std::string, presence_addr, "",
 ABSL_FLAG(std::string, tls_ca, "", "CA of the servers (TLS); empty: plaintext");
 ABSL_FLAG(std::string, tls_cert, "", "client certificate (mTLS)");
 ABSL_FLAG(std::string, tls_key, "", "client key (mTLS)");
-ABSL_FLAG(std::string, user_prefix, "imbench",
-          "users are <prefix>-<n>, reused across runs");
+ABSL_FLAG(std::string, user_prefix, "",
+          "users are <prefix>-<n>; empty: imbench-<start time>, new users "
+          "each run. A given prefix reuses its users (re-registering them "
+          "counts against auth's --register_peer_burst)");
 ABSL_FLAG(std::string, password, "imbench-password-1", "password of those users");
 ABSL_FLAG(int, users, 100, "direct: users (even; pairs share a conversation)");
 ABSL_FLAG(int, members, 1000, "group: members, all holding a stream");
@@ -93,6 +96,11 @@ int Run(const std::string& scenario) {
   fleet_options.endpoints.tls.cert_file = absl::GetFlag(FLAGS_tls_cert);
   fleet_options.endpoints.tls.key_file = absl::GetFlag(FLAGS_tls_key);
   fleet_options.user_prefix = absl::GetFlag(FLAGS_user_prefix);
+  if (fleet_options.user_prefix.empty()) {
+    // Fresh names: registering taken ones is throttled per address.
+    fleet_options.user_prefix =
+        absl::StrCat("imbench-", absl::ToUnixSeconds(absl::Now()));
+  }
   fleet_options.password = absl::GetFlag(FLAGS_password);
   fleet_options.message_channels = absl::GetFlag(FLAGS_channels);
   fleet_options.source_addresses = absl::GetFlag(FLAGS_source_addresses);
