@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "tools/imbench/progress_ticker.h"
 
 namespace im::imbench {
 
@@ -235,29 +236,18 @@ std::optional<MessageLoad::PreparedSend> MessageLoad::PrepareSend(
   return send;
 }
 
-void MessageLoad::PrintProgress(absl::Time start) {
-  if (options_.progress == nullptr) return;
-  const double t = absl::ToDoubleSeconds(absl::Now() - start);
-  *options_.progress << absl::StrFormat(
-      "  t=%5.1fs sent %llu acked %llu delivered %llu failed %llu  "
-      "ack p99 %.1f ms  deliver p99 %.1f ms\n",
-      t, sent_.load(), acked_.load(), delivered_.load(), failed_.load(),
-      absl::ToDoubleMilliseconds(ack_latency_.Percentile(0.99)),
-      absl::ToDoubleMilliseconds(deliver_latency_.Percentile(0.99)));
-  options_.progress->flush();
-}
-
 void MessageLoad::Run(Report& report) {
   const absl::Time start = absl::Now();
-  std::atomic<bool> done{false};
-  std::thread progress([&] {
-    while (!done.load()) {
-      for (int i = 0; i < 10 && !done.load(); ++i) {
-        absl::SleepFor(absl::Milliseconds(100));
-      }
-      if (!done.load()) PrintProgress(start);
-    }
-  });
+  auto progress = std::make_unique<ProgressTicker>(
+      options_.progress, [this](absl::Duration elapsed) {
+        return absl::StrFormat(
+            "t=%5.1fs sent %llu acked %llu delivered %llu failed %llu  "
+            "ack p99 %.1f ms  deliver p99 %.1f ms",
+            absl::ToDoubleSeconds(elapsed), sent_.load(), acked_.load(),
+            delivered_.load(), failed_.load(),
+            absl::ToDoubleMilliseconds(ack_latency_.Percentile(0.99)),
+            absl::ToDoubleMilliseconds(deliver_latency_.Percentile(0.99)));
+      });
   Schedule();
   const absl::Time window_closed = absl::Now();
   const uint64_t acked_in_window = acked_.load();
@@ -285,8 +275,7 @@ void MessageLoad::Run(Report& report) {
   }
   // Late duplicates would arrive just after; give them a moment.
   absl::SleepFor(absl::Milliseconds(300));
-  done.store(true);
-  progress.join();
+  progress.reset();
 
   const double window = absl::ToDoubleSeconds(window_closed - start);
   const double seconds = absl::ToDoubleSeconds(options_.duration);

@@ -79,7 +79,6 @@ class MessageLoad {
   struct Stream;
 
   void Schedule();
-  void PrintProgress(absl::Time start);
   void OnEvent(Stream& stream, client::ChatEvent& event);
   // Sender and send number of a payload or client_msg_id of this run.
   bool ParsePayload(const std::string& text, int* sender, uint64_t* n,

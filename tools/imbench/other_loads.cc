@@ -18,6 +18,7 @@
 #include "services/common/authenticator.h"
 #include "tools/imbench/latency_histogram.h"
 #include "tools/imbench/proc_stats.h"
+#include "tools/imbench/progress_ticker.h"
 
 namespace im::imbench {
 
@@ -81,8 +82,14 @@ absl::Status RunConnect(Fleet& fleet, const ConnectOptions& options,
   const uint64_t server_before = rss();
   const uint64_t client_before = ReadRssBytes(getpid()).value_or(0);
 
+  std::atomic<int> requested{0};
+  ProgressTicker progress(options.progress, [&](absl::Duration elapsed) {
+    return absl::StrFormat("t=%5.1fs opened %d live %d ended %d",
+                           absl::ToDoubleSeconds(elapsed), requested.load(),
+                           live.load(), ended.load());
+  });
   const absl::Time ramp_start = absl::Now();
-  for (int i = 0; i < options.streams; ++i) {
+  for (int i = 0; i < options.streams; ++i, requested.fetch_add(1)) {
     const absl::Time due =
         ramp_start + absl::Seconds(i / std::max(1.0, options.open_rate));
     if (due > absl::Now()) absl::SleepFor(due - absl::Now());
@@ -108,10 +115,6 @@ absl::Status RunConnect(Fleet& fleet, const ConnectOptions& options,
           }
         });
     if (!chat.ok()) return chat.status();
-    if (options.progress != nullptr && (i + 1) % 1000 == 0) {
-      *options.progress << "  opened " << (i + 1) << " streams, " << live.load()
-                        << " live" << std::endl;
-    }
   }
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (live.load() < options.streams && absl::Now() < deadline) {
@@ -125,14 +128,7 @@ absl::Status RunConnect(Fleet& fleet, const ConnectOptions& options,
   const int live_streams = live.load();
   const int ended_before_hold = ended.load();
   const absl::Time hold_end = absl::Now() + options.hold;
-  while (absl::Now() < hold_end) {
-    absl::SleepFor(std::min(absl::Seconds(1), hold_end - absl::Now()));
-    if (options.progress != nullptr) {
-      *options.progress << "  holding " << live.load() << " streams, "
-                        << (ended.load() - ended_before_hold)
-                        << " ended meanwhile" << std::endl;
-    }
-  }
+  if (hold_end > absl::Now()) absl::SleepFor(hold_end - absl::Now());
   const uint64_t server_end = rss();
   fleet.StopStreams();
 
@@ -202,6 +198,11 @@ absl::Status RunHistory(Fleet& fleet, const HistoryLoadOptions& options,
   std::atomic<uint64_t> next{0}, done{0}, bad_pages{0};
   const absl::Time start = absl::Now();
   const absl::Time end = start + options.duration;
+  ProgressTicker progress(options.progress, [&](absl::Duration elapsed) {
+    return absl::StrFormat("t=%5.1fs pages %llu  p99 %.1f ms",
+                           absl::ToDoubleSeconds(elapsed), done.load(),
+                           absl::ToDoubleMilliseconds(latency.Percentile(0.99)));
+  });
   std::vector<std::thread> workers;
   for (int w = 0; w < std::max(1, options.concurrency); ++w) {
     workers.emplace_back([&, w] {
@@ -321,6 +322,12 @@ absl::Status RunPresence(Fleet& fleet, const PresenceLoadOptions& options,
   });
 
   const absl::Time end = absl::Now() + options.duration;
+  std::atomic<int> cycles{0};
+  ProgressTicker progress(options.progress, [&](absl::Duration elapsed) {
+    return absl::StrFormat("t=%5.1fs online cycles %d  seen online %llu",
+                           absl::ToDoubleSeconds(elapsed), cycles.load(),
+                           online_latency.count());
+  });
   std::vector<std::thread> threads;
   for (int u = 0; u < options.churners; ++u) {
     threads.emplace_back([&, u] {
@@ -345,6 +352,7 @@ absl::Status RunPresence(Fleet& fleet, const PresenceLoadOptions& options,
           c.online_at = absl::Now();
           ++c.transitions;
         }
+        cycles.fetch_add(1);
         absl::SleepFor(options.online_for);
         fleet.CloseStream(*chat);
         {
