@@ -39,6 +39,9 @@ ABSL_FLAG(std::string, mysql_dsn, "", "Database the services use");
 ABSL_FLAG(std::string, mysql_start_cmd, "", "sh -c command starting MariaDB");
 ABSL_FLAG(std::string, mysql_stop_cmd, "", "sh -c command stopping it cleanly");
 ABSL_FLAG(std::string, mysql_kill_cmd, "", "sh -c command killing it (-9)");
+ABSL_FLAG(bool, require_sender_order, true,
+          "Fail when a sender's stream sends are stored out of order "
+          "(false: report only)");
 ABSL_FLAG(std::string, work_dir, "/tmp/im-faults", "Logs go here");
 ABSL_FLAG(std::string, role, "harness", "harness, or consumer (internal)");
 ABSL_FLAG(std::string, consumer_username, "", "internal");
@@ -99,5 +102,6 @@ int main(int argc, char** argv) {
   options.mysql_stop_cmd = absl::GetFlag(FLAGS_mysql_stop_cmd);
   options.mysql_kill_cmd = absl::GetFlag(FLAGS_mysql_kill_cmd);
   options.work_dir = absl::GetFlag(FLAGS_work_dir);
+  options.require_sender_order = absl::GetFlag(FLAGS_require_sender_order);
   return im::faults::RunFaultRun(options);
 }
