@@ -19,7 +19,7 @@ class DeliveryBus : public EntryPublisher {
  public:
   // A receipt or typing frame to the sessions of `users`, except those of
   // `except_user` (0 = none). Best effort: never stored.
-  virtual void PublishEphemeral(const FramePtr &frame,
+  virtual void PublishEphemeral(const FramePtr& frame,
                                 absl::Span<const uint64_t> users,
                                 uint64_t except_user) = 0;
 

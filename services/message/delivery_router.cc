@@ -9,15 +9,19 @@ namespace im::message {
 
 DeliveryRouter::DeliveryRouter(Options options) : options_(options) {}
 
-void DeliveryRouter::SetLocalUsersListener(LocalUsersListener *listener) {
+void DeliveryRouter::SetLocalUsersListener(LocalUsersListener* listener) {
+  // Read under one shard's lock, so written under all of them: once this
+  // returns no call to the previous listener is running or will start.
+  for (Shard& shard : shards_) shard.mu.Lock();
   users_listener_ = listener;
+  for (Shard& shard : shards_) shard.mu.Unlock();
 }
 
 absl::Status DeliveryRouter::Register(
-    const std::shared_ptr<StreamSession> &session, bool counted) {
-  Shard &shard = ShardOf(session->user_id());
+    const std::shared_ptr<StreamSession>& session, bool counted) {
+  Shard& shard = ShardOf(session->user_id());
   absl::MutexLock lock(&shard.mu);
-  UserSessions &user = shard.users[session->user_id()];
+  UserSessions& user = shard.users[session->user_id()];
   if (counted && user.counted >= options_.max_streams_per_user) {
     if (user.sessions.empty()) shard.users.erase(session->user_id());
     return absl::ResourceExhaustedError(
@@ -33,12 +37,12 @@ absl::Status DeliveryRouter::Register(
   return absl::OkStatus();
 }
 
-void DeliveryRouter::Unregister(const StreamSession *session) {
-  Shard &shard = ShardOf(session->user_id());
+void DeliveryRouter::Unregister(const StreamSession* session) {
+  Shard& shard = ShardOf(session->user_id());
   absl::MutexLock lock(&shard.mu);
   auto it = shard.users.find(session->user_id());
   if (it == shard.users.end()) return;
-  UserSessions &user = it->second;
+  UserSessions& user = it->second;
   for (size_t i = 0; i < user.sessions.size(); ++i) {
     if (user.sessions[i].get() != session) continue;
     if (user.is_counted[i]) --user.counted;
@@ -54,8 +58,8 @@ void DeliveryRouter::Unregister(const StreamSession *session) {
 }
 
 void DeliveryRouter::CollectSessions(
-    uint64_t user_id, std::vector<std::shared_ptr<StreamSession>> &out) {
-  Shard &shard = ShardOf(user_id);
+    uint64_t user_id, std::vector<std::shared_ptr<StreamSession>>& out) {
+  Shard& shard = ShardOf(user_id);
   absl::MutexLock lock(&shard.mu);
   auto it = shard.users.find(user_id);
   if (it == shard.users.end()) return;
@@ -63,28 +67,27 @@ void DeliveryRouter::CollectSessions(
 }
 
 void DeliveryRouter::PublishEntry(storage::Entry entry,
-                                  const ConversationMembers &members,
+                                  const ConversationMembers& members,
                                   absl::Span<const uint64_t> also_to) {
   ::im::message::v1::ServerFrame frame;
   *frame.mutable_entry() = std::move(entry);
   const FramePtr shared = MakeFrame(std::move(frame), absl::Now());
   std::vector<std::shared_ptr<StreamSession>> sessions;
-  for (uint64_t user_id : members.member_ids)
-    CollectSessions(user_id, sessions);
+  for (uint64_t user_id : members.member_ids) CollectSessions(user_id, sessions);
   for (uint64_t user_id : also_to) {
     if (!members.IsMember(user_id)) CollectSessions(user_id, sessions);
   }
-  for (const auto &session : sessions) session->OnEntry(shared);
+  for (const auto& session : sessions) session->OnEntry(shared);
 }
 
-void DeliveryRouter::PublishEphemeral(const FramePtr &frame,
+void DeliveryRouter::PublishEphemeral(const FramePtr& frame,
                                       absl::Span<const uint64_t> users,
                                       uint64_t except_user) {
   std::vector<std::shared_ptr<StreamSession>> sessions;
   for (uint64_t user_id : users) {
     if (user_id != except_user) CollectSessions(user_id, sessions);
   }
-  for (const auto &session : sessions) session->OnEphemeral(frame);
+  for (const auto& session : sessions) session->OnEphemeral(frame);
 }
 
 void DeliveryRouter::WhenRoutable(uint64_t,
@@ -101,9 +104,9 @@ std::vector<std::shared_ptr<StreamSession>> DeliveryRouter::SessionsOf(
 
 std::vector<std::shared_ptr<StreamSession>> DeliveryRouter::AllSessions() {
   std::vector<std::shared_ptr<StreamSession>> sessions;
-  for (Shard &shard : shards_) {
+  for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
-    for (const auto &[id, user] : shard.users) {
+    for (const auto& [id, user] : shard.users) {
       sessions.insert(sessions.end(), user.sessions.begin(),
                       user.sessions.end());
     }
@@ -113,9 +116,9 @@ std::vector<std::shared_ptr<StreamSession>> DeliveryRouter::AllSessions() {
 
 size_t DeliveryRouter::session_count() {
   size_t count = 0;
-  for (Shard &shard : shards_) {
+  for (Shard& shard : shards_) {
     absl::MutexLock lock(&shard.mu);
-    for (const auto &[id, user] : shard.users) count += user.sessions.size();
+    for (const auto& [id, user] : shard.users) count += user.sessions.size();
   }
   return count;
 }

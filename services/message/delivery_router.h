@@ -33,23 +33,24 @@ class DeliveryRouter : public DeliveryBus {
 
   explicit DeliveryRouter(Options options);
 
-  // Set once, before the first Register; `listener` must outlive the
-  // router's sessions.
-  void SetLocalUsersListener(LocalUsersListener *listener);
+  // Replaces the listener (null = none); safe at any time. Once it
+  // returns, the previous listener is not called any more.
+  void SetLocalUsersListener(LocalUsersListener* listener)
+      ABSL_NO_THREAD_SAFETY_ANALYSIS;
 
   // RESOURCE_EXHAUSTED when a counted session would exceed the user's
   // limit.
-  absl::Status Register(const std::shared_ptr<StreamSession> &session,
+  absl::Status Register(const std::shared_ptr<StreamSession>& session,
                         bool counted);
   // Idempotent.
-  void Unregister(const StreamSession *session);
+  void Unregister(const StreamSession* session);
 
   // EntryPublisher: to every session of every member and of `also_to`.
-  void PublishEntry(storage::Entry entry, const ConversationMembers &members,
+  void PublishEntry(storage::Entry entry, const ConversationMembers& members,
                     absl::Span<const uint64_t> also_to) override;
 
   // DeliveryBus: this node's sessions only.
-  void PublishEphemeral(const FramePtr &frame, absl::Span<const uint64_t> users,
+  void PublishEphemeral(const FramePtr& frame, absl::Span<const uint64_t> users,
                         uint64_t except_user) override;
   // Runs `start` at once: every entry is published here.
   void WhenRoutable(uint64_t user_id,
@@ -73,13 +74,14 @@ class DeliveryRouter : public DeliveryBus {
     absl::flat_hash_map<uint64_t, UserSessions> users ABSL_GUARDED_BY(mu);
   };
 
-  Shard &ShardOf(uint64_t user_id) { return shards_[user_id % kShards]; }
+  Shard& ShardOf(uint64_t user_id) { return shards_[user_id % kShards]; }
   // Appends the sessions of `user_id` to `out`.
   void CollectSessions(uint64_t user_id,
-                       std::vector<std::shared_ptr<StreamSession>> &out);
+                       std::vector<std::shared_ptr<StreamSession>>& out);
 
   const Options options_;
-  LocalUsersListener *users_listener_ = nullptr;
+  // Written with every shard's lock held, read with one.
+  LocalUsersListener* users_listener_ = nullptr;
   std::array<Shard, kShards> shards_;
 };
 

@@ -111,13 +111,17 @@ std::string MessageTestEnv::Token(uint64_t user_id, uint64_t session_id,
   return codec_->Mint(caller, now);
 }
 
-std::shared_ptr<grpc::Channel> MessageTestEnv::NewChannel() {
+std::shared_ptr<grpc::Channel> NewTestChannel(const std::string& address) {
   grpc::ChannelArguments args;
   // A separate connection even to the same address.
   args.SetInt("grpc.use_local_subchannel_pool", 1);
   args.SetInt(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, 16 << 20);
-  return grpc::CreateCustomChannel(server_->address(),
-                                   grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+std::shared_ptr<grpc::Channel> MessageTestEnv::NewChannel() {
+  return NewTestChannel(server_->address());
 }
 
 std::unique_ptr<v1::MessageService::Stub> MessageTestEnv::Stub() {
@@ -184,8 +188,13 @@ std::vector<v1::Entry> EntriesOf(const std::vector<v1::ServerFrame>& frames,
 
 ChatClient::ChatClient(MessageTestEnv& env, const std::string& token,
                        Options options)
-    : stub_(v1::MessageService::NewStub(
-          options.channel != nullptr ? options.channel : env.NewChannel())) {
+    : ChatClient(
+          options.channel != nullptr ? options.channel : env.NewChannel(),
+          token, options) {}
+
+ChatClient::ChatClient(std::shared_ptr<grpc::Channel> channel,
+                       const std::string& token, const Options& options)
+    : stub_(v1::MessageService::NewStub(std::move(channel))) {
   Authorize(&context_, token);
   stream_ = stub_->Chat(&context_);
   if (options.hello.has_value()) {

@@ -106,6 +106,9 @@ class MessageTestEnv {
 // Adds `authorization: Bearer <token>`.
 void Authorize(grpc::ClientContext* context, const std::string& token);
 
+// A channel with a connection of its own to a plaintext server.
+std::shared_ptr<grpc::Channel> NewTestChannel(const std::string& address);
+
 // The frames one stream received, filled by its reader thread.
 class FrameRecorder {
  public:
@@ -143,6 +146,10 @@ class ChatClient {
   ChatClient(MessageTestEnv& env, const std::string& token, Options options);
   ChatClient(MessageTestEnv& env, const std::string& token)
       : ChatClient(env, token, Options()) {}
+  // To any message server (`channel`; options.channel is ignored), for
+  // example another node of a cluster.
+  ChatClient(std::shared_ptr<grpc::Channel> channel, const std::string& token,
+             const Options& options);
   // Cancels the stream if it is still open.
   ~ChatClient();
 
