@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -15,6 +16,7 @@
 #include "services/common/authenticator.h"
 #include "services/common/database_flags.h"
 #include "services/common/grpc_server.h"
+#include "services/common/redis_flags.h"
 #include "services/common/revocation_watcher.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_authentication.h"
@@ -22,6 +24,8 @@
 #include "services/message/message_metrics.h"
 #include "services/message/message_node_metrics.h"
 #include "services/message/message_service.h"
+#include "services/message/redis_bus_metrics.h"
+#include "services/message/redis_delivery_bus.h"
 #include "services/presence/presence_lease_client.h"
 #include "spdlog/spdlog.h"
 
@@ -31,8 +35,11 @@ ABSL_FLAG(std::string, auth_addr, "127.0.0.1:50051",
 ABSL_FLAG(std::string, presence_addr, "127.0.0.1:50052",
           "host:port of the presence service; empty = do not report devices");
 ABSL_FLAG(std::string, node_id, "",
-          "This node's id towards presence, unique and stable across "
-          "restarts; empty = message-<hostname>");
+          "This node's id towards presence and the other message nodes, "
+          "unique and stable across restarts; empty = message-<hostname>");
+ABSL_FLAG(absl::Duration, redis_route_ttl, absl::Seconds(60),
+          "How long this node's user routes live in Redis unless refreshed "
+          "(a dead node's routes lapse after this)");
 ABSL_FLAG(absl::Duration, revocation_retention, absl::Minutes(16),
           "How long revocations are remembered: the access token TTL plus "
           "clock skew");
@@ -140,6 +147,30 @@ absl::StatusOr<message::MessageServiceOptions> OptionsFromFlags() {
   return options;
 }
 
+// The link to the other nodes, or none without --redis.
+absl::StatusOr<std::function<absl::StatusOr<std::unique_ptr<
+    message::DeliveryBus>>(message::DeliveryRouter*, message::MembershipCache*)>>
+MakeBusFactory(storage::ConversationReader* reader,
+               message::RedisDeliveryBus** created) {
+  absl::StatusOr<std::optional<RedisLink>> link = RedisLinkFromFlags();
+  if (!link.ok()) return link.status();
+  if (!link->has_value()) return nullptr;
+  message::RedisDeliveryBus::Options options;
+  options.redis.address = (*link)->address;
+  options.node_id = NodeId();
+  options.key_prefix = (*link)->key_prefix;
+  options.route_ttl = absl::GetFlag(FLAGS_redis_route_ttl);
+  return [options, reader, created](message::DeliveryRouter* router,
+                                    message::MembershipCache* members)
+             -> absl::StatusOr<std::unique_ptr<message::DeliveryBus>> {
+    absl::StatusOr<std::unique_ptr<message::RedisDeliveryBus>> bus =
+        message::RedisDeliveryBus::Create(options, router, members, reader);
+    if (!bus.ok()) return bus.status();
+    *created = bus->get();
+    return std::unique_ptr<message::DeliveryBus>(*std::move(bus));
+  };
+}
+
 absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService(
     observability::ServerMetrics& metrics) {
   absl::StatusOr<message::MessageServiceOptions> options = OptionsFromFlags();
@@ -189,10 +220,20 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService(
   deps.authenticator = auth->authenticator;
   deps.revocations = auth->revocations;
   deps.presence = presence;
+  message::RedisDeliveryBus* redis_bus = nullptr;
+  auto make_bus = MakeBusFactory(database->reader(), &redis_bus);
+  if (!make_bus.ok()) return make_bus.status();
+  deps.make_bus = *std::move(make_bus);
   absl::StatusOr<std::unique_ptr<message::MessageServiceImpl>> service =
       message::MessageServiceImpl::Create(*options, deps);
   if (!service.ok()) return service.status();
   message::MessageServiceImpl* message = bundle->Own(*std::move(service));
+  if (redis_bus != nullptr) {
+    spdlog::info("linked to the other message nodes through Redis at {} as "
+                 "node {}",
+                 absl::GetFlag(FLAGS_redis), NodeId());
+    metrics.AddCollectable(message::RedisBusMetrics(*redis_bus));
+  }
   bundle->Serve(message);
   metrics.AddCollectable(message::MessageNodeMetrics(*message));
   // Acks of queued sends go out, then streams end UNAVAILABLE; presence

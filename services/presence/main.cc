@@ -1,18 +1,25 @@
 // The presence service binary: flags from //services/common:server_flags
 // plus the presence flags below; defaults as in CONVENTIONS.md.
 
+#include <unistd.h>
+
 #include <memory>
 #include <string>
 #include <utility>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "services/common/database_flags.h"
+#include "services/common/redis_flags.h"
 #include "services/common/server_flags.h"
 #include "services/common/service_authentication.h"
 #include "services/common/service_host.h"
 #include "services/presence/presence_metrics.h"
 #include "services/presence/presence_service.h"
+#include "services/presence/redis_lease_replication.h"
+#include "services/presence/redis_replication_metrics.h"
+#include "spdlog/spdlog.h"
 
 ABSL_FLAG(std::string, auth_addr, "127.0.0.1:50051",
           "host:port of the auth service (revocations feed)");
@@ -40,6 +47,9 @@ ABSL_FLAG(int, max_subscriptions_per_user, 32,
           "Subscribe streams one user may hold");
 ABSL_FLAG(int, worker_threads, 4,
           "threads for Query, SetStatus and Subscribe set-up (MySQL reads)");
+ABSL_FLAG(std::string, node_id, "",
+          "This presence node's id among the others (--redis); empty = "
+          "presence-<hostname>-<pid>");
 
 namespace im {
 namespace {
@@ -87,6 +97,35 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService(
                                  PeerTlsOptionsFromFlags());
   if (!auth.ok()) return auth.status();
 
+  presence::RedisLeaseReplication* replication = nullptr;
+  absl::StatusOr<std::optional<RedisLink>> link = RedisLinkFromFlags();
+  if (!link.ok()) return link.status();
+  if (link->has_value()) {
+    presence::RedisLeaseReplication::Options replication_options;
+    replication_options.redis.address = (*link)->address;
+    replication_options.instance_id = absl::GetFlag(FLAGS_node_id);
+    if (replication_options.instance_id.empty()) {
+      char host[256] = {};
+      gethostname(host, sizeof(host) - 1);
+      replication_options.instance_id =
+          absl::StrCat("presence-", host, "-", getpid());
+    }
+    replication_options.key_prefix = (*link)->key_prefix;
+    replication_options.lease_ttl = options->lease_ttl;
+    spdlog::info("sharing leases with the other presence nodes through Redis "
+                 "at {} as {}",
+                 absl::GetFlag(FLAGS_redis), replication_options.instance_id);
+    options->make_replication = [replication_options, &replication](
+                                    presence::PresenceLeaseTable* table)
+        -> absl::StatusOr<std::unique_ptr<presence::LeaseReplication>> {
+      absl::StatusOr<std::unique_ptr<presence::RedisLeaseReplication>>
+          created =
+              presence::RedisLeaseReplication::Create(replication_options, table);
+      if (!created.ok()) return created.status();
+      replication = created->get();
+      return std::unique_ptr<presence::LeaseReplication>(*std::move(created));
+    };
+  }
   absl::StatusOr<std::unique_ptr<presence::PresenceServiceImpl>> service =
       presence::PresenceServiceImpl::Create(*options, auth->authenticator,
                                             database->users(),
@@ -96,6 +135,9 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildPresenceService(
   presence::PresenceServiceImpl* presence = bundle->Own(*std::move(service));
   bundle->Serve(presence);
   metrics.AddCollectable(presence::PresenceMetrics(*presence));
+  if (replication != nullptr) {
+    metrics.AddCollectable(presence::RedisReplicationMetrics(*replication));
+  }
   // End the Subscribe streams so the server's Shutdown need not wait for
   // them, and write every pending last_seen.
   bundle->OnDrain([presence] { presence->Shutdown(); });

@@ -409,6 +409,110 @@ void PresenceLeaseTable::RestoreLastSeenDue(
   }
 }
 
+std::optional<uint64_t> PresenceLeaseTable::LeaseSession(
+    absl::string_view node_id, uint64_t lease_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = leases_.find(lease_id);
+  if (it == leases_.end() || it->second.node_id != node_id) {
+    return std::nullopt;
+  }
+  return it->second.session_id;
+}
+
+void PresenceLeaseTable::CloseSessionLease(absl::string_view node_id,
+                                           uint64_t session_id,
+                                           absl::Time now) {
+  Changes changes;
+  {
+    absl::MutexLock lock(&mu_);
+    Node& node = RenewNodeLocked(node_id, now);
+    auto it = node.lease_by_session.find(session_id);
+    if (it == node.lease_by_session.end()) return;
+    ReleaseLeaseLocked(it->second, /*graceful=*/true, now, now, &changes);
+  }
+  Notify(changes);
+}
+
+void PresenceLeaseTable::RenewNode(absl::string_view node_id, absl::Time now) {
+  absl::MutexLock lock(&mu_);
+  RenewNodeLocked(node_id, now);
+}
+
+PresenceLeaseTable::NodeSummary PresenceLeaseTable::SummarizeNode(
+    absl::string_view node_id) const {
+  NodeSummary summary;
+  absl::MutexLock lock(&mu_);
+  auto node = nodes_.find(node_id);
+  if (node == nodes_.end()) return summary;
+  for (const auto& [session, lease_id] : node->second.lease_by_session) {
+    // A fixed mix (not absl::Hash, which differs between processes).
+    uint64_t x = session * 0x9e3779b97f4a7c15ULL ^ leases_.at(lease_id).user_id;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    summary.digest ^= x ^ (x >> 31);
+    ++summary.lease_count;
+  }
+  return summary;
+}
+
+std::vector<LeaseSpec> PresenceLeaseTable::NodeLeases(
+    absl::string_view node_id) const {
+  std::vector<LeaseSpec> specs;
+  absl::MutexLock lock(&mu_);
+  auto node = nodes_.find(node_id);
+  if (node == nodes_.end()) return specs;
+  for (const auto& [session, lease_id] : node->second.lease_by_session) {
+    const Lease& lease = leases_.at(lease_id);
+    LeaseSpec spec;
+    spec.node_id = std::string(node_id);
+    spec.user_id = lease.user_id;
+    spec.session_id = session;
+    if (auto user = users_.find(lease.user_id); user != users_.end()) {
+      if (auto device = user->second.devices.find(session);
+          device != user->second.devices.end()) {
+        spec.device_kind = device->second.kind;
+        spec.device_name = device->second.name;
+      }
+    }
+    specs.push_back(std::move(spec));
+  }
+  std::sort(specs.begin(), specs.end(),
+            [](const LeaseSpec& a, const LeaseSpec& b) {
+              return a.session_id < b.session_id;
+            });
+  return specs;
+}
+
+void PresenceLeaseTable::ReplaceNodeLeases(absl::string_view node_id,
+                                           absl::Span<const LeaseSpec> leases,
+                                           absl::Time now) {
+  Changes changes;
+  {
+    absl::flat_hash_map<uint64_t, uint64_t> wanted;  // session -> user
+    for (const LeaseSpec& spec : leases) {
+      wanted[spec.session_id] = spec.user_id;
+    }
+    absl::MutexLock lock(&mu_);
+    Node& node = RenewNodeLocked(node_id, now);
+    std::vector<uint64_t> stale;
+    for (const auto& [session, lease_id] : node.lease_by_session) {
+      auto it = wanted.find(session);
+      if (it == wanted.end() || it->second != leases_.at(lease_id).user_id) {
+        stale.push_back(lease_id);
+      }
+    }
+    for (uint64_t lease_id : stale) {
+      ReleaseLeaseLocked(lease_id, /*graceful=*/true, now, now, &changes);
+    }
+  }
+  Notify(changes);
+  for (const LeaseSpec& spec : leases) {
+    LeaseSpec held = spec;
+    held.node_id = std::string(node_id);
+    OpenLease(held, now);
+  }
+}
+
 PresenceLeaseTable::Counts PresenceLeaseTable::counts() const {
   absl::MutexLock lock(&mu_);
   return Counts{nodes_.size(), leases_.size(), users_online_, users_.size(),

@@ -150,6 +150,32 @@ class PresenceLeaseTable {
   void RestoreLastSeenDue(
       absl::Span<const std::pair<uint64_t, absl::Time>> failed);
 
+  // Replication: with several presence nodes (RedisLeaseReplication) each
+  // table holds every message node's leases, fed with the changes the
+  // presence node a message node talks to saw.
+
+  // The session of `node_id`'s lease `lease_id`; nullopt if unknown.
+  std::optional<uint64_t> LeaseSession(absl::string_view node_id,
+                                       uint64_t lease_id) const;
+  // Closes `node_id`'s lease for `session_id` (as CloseLease), if any.
+  void CloseSessionLease(absl::string_view node_id, uint64_t session_id,
+                         absl::Time now);
+  // Renews the node as a heartbeat does, without checking its leases.
+  void RenewNode(absl::string_view node_id, absl::Time now);
+  // The node's lease count and a digest of its (session, user) pairs:
+  // equal on tables holding the same leases for it.
+  struct NodeSummary {
+    uint32_t lease_count = 0;
+    uint64_t digest = 0;
+  };
+  NodeSummary SummarizeNode(absl::string_view node_id) const;
+  // The node's leases, ascending by session.
+  std::vector<LeaseSpec> NodeLeases(absl::string_view node_id) const;
+  // Makes the node hold exactly `leases`: the others close (as CloseLease),
+  // missing ones open; renews the node.
+  void ReplaceNodeLeases(absl::string_view node_id,
+                         absl::Span<const LeaseSpec> leases, absl::Time now);
+
   struct Counts {
     size_t nodes = 0;
     size_t leases = 0;

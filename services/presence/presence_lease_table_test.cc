@@ -285,5 +285,55 @@ TEST_F(PresenceLeaseTableTest, UsersSeenThroughLeasesAreQueuedForLoading) {
   EXPECT_TRUE(table_.TakeUsersToLoad(10).empty());
 }
 
+// A replica fed with a node's full lease list ends up holding exactly it:
+// leases it lacked open, leases the node no longer holds close (with the
+// grace period), and its summary then equals the origin's.
+TEST_F(PresenceLeaseTableTest, ReplaceNodeLeasesMakesAReplicaEqual) {
+  PresenceLeaseTable replica(
+      PresenceLeaseTable::Options{kTtl, kGrace, kInterval, absl::Minutes(10)},
+      nullptr);
+  Open("n1", 7, 100, "phone");
+  Open("n1", 8, 200, "laptop");
+  LeaseSpec stale;
+  stale.node_id = "n1";
+  stale.user_id = 9;
+  stale.session_id = 300;
+  replica.OpenLease(stale, now_);
+  EXPECT_NE(replica.SummarizeNode("n1").digest,
+            table_.SummarizeNode("n1").digest);
+
+  const std::vector<LeaseSpec> leases = table_.NodeLeases("n1");
+  ASSERT_EQ(leases.size(), 2u);
+  EXPECT_EQ(leases[0].session_id, 100u);
+  EXPECT_EQ(leases[0].device_name, "phone");
+  replica.ReplaceNodeLeases("n1", leases, now_);
+  const PresenceLeaseTable::NodeSummary summary = replica.SummarizeNode("n1");
+  EXPECT_EQ(summary.lease_count, 2u);
+  EXPECT_EQ(summary.digest, table_.SummarizeNode("n1").digest);
+  EXPECT_EQ(replica.Get({8}).front().devices.at(0).name, "laptop");
+  EXPECT_TRUE(replica.Get({9}).front().online);  // grace period
+  replica.Advance(now_ + kGrace);
+  EXPECT_FALSE(replica.Get({9}).front().online);
+}
+
+// Closing by session (what replicas hear) and renewing without a count.
+TEST_F(PresenceLeaseTableTest, CloseSessionLeaseAndRenewNode) {
+  const uint64_t lease = Open("n1", 7, 100);
+  EXPECT_EQ(table_.LeaseSession("n1", lease), std::optional<uint64_t>(100));
+  EXPECT_EQ(table_.LeaseSession("n2", lease), std::nullopt);
+  Open("n1", 8, 200);
+  now_ += kTtl - absl::Milliseconds(1);
+  table_.RenewNode("n1", now_);
+  now_ += kTtl - absl::Milliseconds(1);
+  table_.Advance(now_);
+  EXPECT_TRUE(Get(8).online);  // renewed
+  table_.CloseSessionLease("n1", 100, now_);
+  table_.CloseSessionLease("n1", 999, now_);  // unknown: ignored
+  table_.Advance(now_ + kGrace);
+  EXPECT_FALSE(Get(7).online);
+  EXPECT_TRUE(Get(8).online);
+  EXPECT_EQ(table_.SummarizeNode("n1").lease_count, 1u);
+}
+
 }  // namespace
 }  // namespace im::presence

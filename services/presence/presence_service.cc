@@ -109,8 +109,15 @@ PresenceServiceImpl::Create(const Options& options,
         "worker_threads, last_seen_batch and max_subscriptions_per_user must "
         "be at least 1");
   }
-  return std::unique_ptr<PresenceServiceImpl>(new PresenceServiceImpl(
+  auto service = std::unique_ptr<PresenceServiceImpl>(new PresenceServiceImpl(
       options, authenticator, users, conversations, revocations));
+  if (options.make_replication) {
+    absl::StatusOr<std::unique_ptr<LeaseReplication>> replication =
+        options.make_replication(&service->table_);
+    if (!replication.ok()) return replication.status();
+    service->replication_ = *std::move(replication);
+  }
+  return service;
 }
 
 PresenceServiceImpl::PresenceServiceImpl(
@@ -157,6 +164,7 @@ void PresenceServiceImpl::Shutdown() {
   if (revocations_ != nullptr) {
     revocations_->RemoveListener(revocation_listener_);
   }
+  if (replication_ != nullptr) replication_->Stop();
   ticker_.join();
   last_seen_writer_.join();
   fanout_.FinishAll(grpc::Status(grpc::StatusCode::UNAVAILABLE,
@@ -337,6 +345,9 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::SetStatus(
         if (stored.ok()) {
           table_.SetStatusText(user_id, request->status_text(),
                                options_.clock());
+          if (replication_ != nullptr) {
+            replication_->StatusChanged(user_id, request->status_text());
+          }
         }
         reactor->Finish(ToGrpcStatus(stored));
       });
@@ -380,6 +391,7 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::OpenLease(
     spec.device_kind = request->device_kind();
     spec.device_name = request->device_name();
     response->set_lease_id(table_.OpenLease(spec, options_.clock()));
+    if (replication_ != nullptr) replication_->LeaseOpened(spec);
     response->set_ttl_ms(
         static_cast<uint32_t>(options_.lease_ttl / absl::Milliseconds(1)));
   }
@@ -393,8 +405,13 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::CloseLease(
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::Status status = AuthorizeNodeCall(*context, request->node_id());
   if (status.ok()) {
+    const std::optional<uint64_t> session =
+        table_.LeaseSession(request->node_id(), request->lease_id());
     table_.CloseLease(request->node_id(), request->lease_id(),
                       options_.clock());
+    if (replication_ != nullptr && session.has_value()) {
+      replication_->LeaseClosed(request->node_id(), *session);
+    }
   }
   reactor->Finish(ToGrpcStatus(status));
   return reactor;
@@ -410,6 +427,7 @@ grpc::ServerUnaryReactor* PresenceServiceImpl::Heartbeat(
         request->node_id(), request->lease_count(), options_.clock());
     response->set_renewed(result.renewed);
     response->set_resync(result.resync);
+    if (replication_ != nullptr) replication_->NodeHeartbeat(request->node_id());
     response->set_ttl_ms(
         static_cast<uint32_t>(options_.lease_ttl / absl::Milliseconds(1)));
   }

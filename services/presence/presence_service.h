@@ -18,6 +18,7 @@
 #include "im/presence/v1/presence.grpc.pb.h"
 #include "services/common/authenticator.h"
 #include "services/common/worker_pool.h"
+#include "services/presence/lease_replication.h"
 #include "services/presence/presence_fanout.h"
 #include "services/presence/presence_lease_table.h"
 #include "services/presence/visibility_cache.h"
@@ -58,6 +59,12 @@ class PresenceServiceImpl final : public v1::PresenceService::CallbackService {
     // How often leases and grace periods are checked.
     absl::Duration tick = absl::Milliseconds(50);
     std::function<absl::Time()> clock = absl::Now;
+    // Optional: shares leases with other presence nodes (for example
+    // RedisLeaseReplication::Create). Called once by Create with the
+    // node's table; the service owns the result.
+    std::function<absl::StatusOr<std::unique_ptr<LeaseReplication>>(
+        PresenceLeaseTable* table)>
+        make_replication;
   };
 
   // The pointers must outlive the service; `revocations` may be null. When
@@ -145,6 +152,8 @@ class PresenceServiceImpl final : public v1::PresenceService::CallbackService {
   PresenceLeaseTable table_;
   VisibilityCache visibility_;
   PresenceFanout fanout_;
+  // Set by Create when Options::make_replication is.
+  std::unique_ptr<LeaseReplication> replication_;
   std::atomic<bool> refreshing_visibility_{false};
   std::atomic<uint64_t> last_seen_rows_written_{0};
   std::atomic<uint64_t> last_seen_write_failures_{0};
