@@ -30,20 +30,4 @@ std::string TestRedisPrefix() {
   return absl::StrFormat("t%016x:", absl::Uniform<uint64_t>(gen));
 }
 
-bool RunEnvCommandOrFail(const char* env_var) {
-  const char* command = std::getenv(env_var);
-  if (command == nullptr || *command == '\0') {
-    ADD_FAILURE() << env_var
-                  << " is not set: run this test through scripts/test, which "
-                     "passes the commands acting on its servers";
-    return false;
-  }
-  const int rc = std::system(command);
-  if (rc != 0) {
-    ADD_FAILURE() << env_var << " (" << command << ") failed with " << rc;
-    return false;
-  }
-  return true;
-}
-
 }  // namespace im::testing

@@ -19,11 +19,6 @@ std::optional<RedisAddress> TestRedisAddressOrFail();
 // A prefix no other test run uses ("t<random>:").
 std::string TestRedisPrefix();
 
-// Runs `env_var` (a shell command from the environment, like
-// IM_TEST_REDIS_RESTART_CMD) with sh -c; false after failing the current
-// test when it is missing or fails.
-bool RunEnvCommandOrFail(const char* env_var);
-
 }  // namespace im::testing
 
 #endif  // IM_SERVICES_COMMON_TESTING_REDIS_TEST_SERVER_H_

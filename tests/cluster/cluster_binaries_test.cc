@@ -1,0 +1,145 @@
+// The real binaries as two presence and two message nodes on MariaDB and
+// Redis (tags "mysql", "redis"): cross-node delivery, resume on the other
+// node, presence across nodes, and a killed message node whose devices go
+// offline on the other presence node within the lease TTL.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gtest/gtest.h"
+#include "im/presence/v1/presence.grpc.pb.h"
+#include "services/message/testing/message_test_env.h"
+#include "services/presence/presence_test_support.h"
+#include "tests/cluster/binary_cluster.h"
+#include "tests/cluster/cluster_test_support.h"
+
+namespace im::cluster_testing {
+namespace {
+
+using ::im::message::testing::ChatClient;
+using ::im::presence::BatchReader;
+using ::im::presence::v1::PRESENCE_STATE_OFFLINE;
+using ::im::presence::v1::PRESENCE_STATE_ONLINE;
+
+constexpr absl::Duration kLeaseTtl = absl::Seconds(3);
+
+ChatClient::Options From(
+    const absl::flat_hash_map<uint64_t, uint64_t>& cursors) {
+  ChatClient::Options options;
+  options.hello = ChatClient::ResumeHello(cursors);
+  return options;
+}
+
+// Waits for a batch saying `user` is in `state`; false when none comes
+// within `timeout`.
+bool AwaitPresence(BatchReader& reader, uint64_t user,
+                   presence::v1::PresenceState state,
+                   absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    std::optional<presence::v1::PresenceBatch> batch =
+        reader.Next(deadline - absl::Now());
+    if (!batch.has_value()) return false;
+    for (const auto& presence : batch->presences()) {
+      if (presence.user_id() == user && presence.state() == state) return true;
+    }
+  }
+  return false;
+}
+
+class ClusterBinariesTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    BinaryCluster::Options options;
+    options.lease_ttl = kLeaseTtl;
+    cluster_ = BinaryCluster::StartOrFail(options);
+    ASSERT_NE(cluster_, nullptr);
+  }
+
+  std::unique_ptr<BinaryCluster> cluster_;
+};
+
+// What alice sends through m0 reaches bob's stream on m1 in seq order,
+// once each; bob then resumes on m0 with his cursors and gets exactly what
+// was sent through m1 meanwhile; alice, subscribed on p0, sees bob online
+// while his stream on m1 is open.
+TEST_F(ClusterBinariesTest, CrossNodeDeliveryResumeAndPresence) {
+  const uint64_t alice = cluster_->CreateUser("alice");
+  const uint64_t bob = cluster_->CreateUser("bob");
+  const std::string alice_token = cluster_->Token(alice, 1);
+  const std::string bob_token = cluster_->Token(bob, 2);
+  const uint64_t group =
+      CreateGroup(cluster_->MessageChannel(0), alice_token, {bob});
+  ASSERT_NE(group, 0u);
+
+  auto presence_stub =
+      presence::v1::PresenceService::NewStub(cluster_->PresenceChannel(0));
+  BatchReader watching(presence_stub.get(), alice_token, {bob});
+  ASSERT_TRUE(AwaitPresence(watching, bob, PRESENCE_STATE_OFFLINE,
+                            absl::Seconds(10)));
+
+  absl::flat_hash_map<uint64_t, uint64_t> cursors;
+  {
+    ChatClient on_m1(cluster_->MessageChannel(1), bob_token,
+                     From({{group, 0}}));
+    ASSERT_TRUE(on_m1.AwaitReady());
+    EXPECT_TRUE(AwaitPresence(watching, bob, PRESENCE_STATE_ONLINE,
+                              absl::Seconds(10)));
+    for (int i = 0; i < 100; ++i) {
+      ASSERT_TRUE(Send(cluster_->MessageChannel(0), alice_token, group,
+                       absl::StrCat("a", i), "hello")
+                      .ok());
+    }
+    ASSERT_TRUE(on_m1.AwaitSeq(group, 101, absl::Seconds(20)));
+    EXPECT_EQ(on_m1.Seqs(group), Range(1, 101));
+    cursors = on_m1.Cursors();
+    on_m1.Cancel();
+  }
+  for (int i = 0; i < 20; ++i) {
+    ASSERT_TRUE(Send(cluster_->MessageChannel(1), alice_token, group,
+                     absl::StrCat("b", i), "again")
+                    .ok());
+  }
+  ChatClient on_m0(cluster_->MessageChannel(0), bob_token, From(cursors));
+  ASSERT_TRUE(on_m0.AwaitReady());
+  ASSERT_TRUE(Send(cluster_->MessageChannel(1), alice_token, group, "live",
+                   "live")
+                  .ok());
+  ASSERT_TRUE(on_m0.AwaitSeq(group, 122, absl::Seconds(20)));
+  EXPECT_EQ(on_m0.Seqs(group), Range(102, 122));
+}
+
+// m1 is killed with bob's stream open: p1 stops hearing its heartbeats,
+// and alice, subscribed on p0, sees bob offline within the lease TTL (plus
+// the presence tick and the subscription's coalescing window).
+TEST_F(ClusterBinariesTest, KilledNodeLeasesExpireOnTheOtherPresenceNode) {
+  const uint64_t alice = cluster_->CreateUser("alice");
+  const uint64_t bob = cluster_->CreateUser("bob");
+  const std::string alice_token = cluster_->Token(alice, 1);
+  const uint64_t group =
+      CreateGroup(cluster_->MessageChannel(0), alice_token, {bob});
+  ASSERT_NE(group, 0u);
+  auto presence_stub =
+      presence::v1::PresenceService::NewStub(cluster_->PresenceChannel(0));
+  BatchReader watching(presence_stub.get(), alice_token, {bob});
+  ChatClient on_m1(cluster_->MessageChannel(1), cluster_->Token(bob, 2),
+                   From({{group, 0}}));
+  ASSERT_TRUE(on_m1.AwaitReady());
+  ASSERT_TRUE(AwaitPresence(watching, bob, PRESENCE_STATE_ONLINE,
+                            absl::Seconds(10)));
+
+  const absl::Time killed = absl::Now();
+  cluster_->message(1).Kill();
+  ASSERT_TRUE(AwaitPresence(watching, bob, PRESENCE_STATE_OFFLINE,
+                            kLeaseTtl + absl::Seconds(10)));
+  const absl::Duration took = absl::Now() - killed;
+  EXPECT_LE(took, kLeaseTtl + absl::Milliseconds(1500)) << took;
+  // Not through a clean close: the node could not say goodbye.
+  EXPECT_GE(took, kLeaseTtl / 3);
+}
+
+}  // namespace
+}  // namespace im::cluster_testing
