@@ -2,6 +2,7 @@
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <arpa/inet.h>
 #include <signal.h>
 
 #include <algorithm>
@@ -9,6 +10,9 @@
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "services/common/request_parse_interceptor.h"
 #include "spdlog/spdlog.h"
 
@@ -53,6 +57,46 @@ class ReflectionOption : public grpc::ServerBuilderOption {
  private:
   const bool enabled_;
 };
+
+// "a.b.c.d:port" -> "ipv4", "[v6]:port" -> "ipv6", else "".
+absl::string_view IpFamily(absl::string_view address) {
+  const size_t colon = address.rfind(':');
+  if (colon == absl::string_view::npos || colon + 1 == address.size()) {
+    return "";
+  }
+  int port = 0;
+  for (char c : address.substr(colon + 1)) {
+    if (c < '0' || c > '9' || port > 65535) return "";
+    port = port * 10 + (c - '0');
+  }
+  if (port == 0 || port > 65535) return "";
+  const std::string host(address.substr(0, colon));
+  unsigned char bytes[16];
+  if (inet_pton(AF_INET, host.c_str(), bytes) == 1) return "ipv4";
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']' &&
+      inet_pton(AF_INET6, host.substr(1, host.size() - 2).c_str(), bytes) ==
+          1) {
+    return "ipv6";
+  }
+  return "";
+}
+
+// The gRPC target of a MakeChannel address: one address as given, a list
+// as an ipv4:/ipv6: target naming every node.
+absl::StatusOr<std::string> ChannelTarget(const std::string& address) {
+  if (address.find(',') == std::string::npos) return address;
+  const std::vector<absl::string_view> nodes = absl::StrSplit(address, ',');
+  const absl::string_view family = IpFamily(nodes.front());
+  for (absl::string_view node : nodes) {
+    if (family.empty() || IpFamily(node) != family) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "address list \"", address,
+          "\": every node must be ip:port (IPv4) or [ip]:port (IPv6), all "
+          "of one family"));
+    }
+  }
+  return absl::StrCat(family, ":", absl::StrJoin(nodes, ","));
+}
 
 }  // namespace
 
@@ -106,6 +150,13 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> creds =
       MakeChannelCredentials(tls);
   if (!creds.ok()) return creds.status();
+  absl::StatusOr<std::string> target = ChannelTarget(address);
+  if (!target.ok()) return target.status();
+  if (*target != address) {
+    // Several nodes: each call (and each stream) goes to the next ready
+    // one; a node that goes down is left out until it is back.
+    args.SetLoadBalancingPolicyName("round_robin");
+  }
   // Ping idle connections every 20 s: above the servers' 10 s minimum, so
   // they never answer with GOAWAY(too_many_pings).
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 20000);
@@ -116,7 +167,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
   if (!tls.server_name_override.empty()) {
     args.SetSslTargetNameOverride(tls.server_name_override);
   }
-  return grpc::CreateCustomChannel(address, *creds, args);
+  return grpc::CreateCustomChannel(*target, *creds, args);
 }
 
 absl::StatusOr<std::unique_ptr<GrpcServer>> GrpcServer::Start(

@@ -103,6 +103,10 @@ MakeChannelCredentials(const TlsOptions& tls);
 // A channel to `address` with the project's client defaults (keepalive that
 // respects the servers' enforcement, reconnect backoff), set on top of
 // `args` (e.g. a local subchannel pool for a connection of its own).
+// `address` may list several nodes of one service, "ip:port,ip:port"
+// (IP literals of one family; INVALID_ARGUMENT otherwise): calls and
+// streams then go round robin to the nodes that are up. With TLS, set
+// tls.server_name_override to the name the nodes' certificates share.
 absl::StatusOr<std::shared_ptr<grpc::Channel>> MakeChannel(
     const std::string& address, const TlsOptions& tls,
     grpc::ChannelArguments args = grpc::ChannelArguments());

@@ -3,6 +3,8 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "im/testing/v1/echo.grpc.pb.h"
 #include "services/common/health_probe.h"
@@ -149,6 +151,60 @@ TEST(GrpcServerTest, FailsOnMissingCertificates) {
   options.tls.key_file = "/nonexistent/key.pem";
   EXPECT_EQ(GrpcServer::Start(options, {EchoService()}).status().code(),
             absl::StatusCode::kNotFound);
+}
+
+// Two servers behind one comma-separated address: calls go round robin
+// to both (one is draining, so the health answers tell them apart), and
+// once one is gone every call reaches the other.
+TEST(MakeChannelTest, AddressListSpreadsCallsAndSkipsADeadNode) {
+  ServerOptions options;
+  options.name = "im.test.Service";
+  auto serving = GrpcServer::Start(options, {EchoService()});
+  auto draining = GrpcServer::Start(options, {EchoService()});
+  ASSERT_TRUE(serving.ok()) << serving.status();
+  ASSERT_TRUE(draining.ok()) << draining.status();
+  (*draining)->Drain();
+  auto channel = MakeChannel(
+      absl::StrCat((*serving)->address(), ",", (*draining)->address()),
+      TlsOptions());
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  constexpr int kServing = 1;
+  constexpr int kNotServing = 2;
+  bool saw_serving = false;
+  bool saw_draining = false;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (!(saw_serving && saw_draining) && absl::Now() < deadline) {
+    const int health = CheckHealth(channel->get(), "");
+    saw_serving |= health == kServing;
+    saw_draining |= health == kNotServing;
+  }
+  EXPECT_TRUE(saw_serving);
+  EXPECT_TRUE(saw_draining);
+
+  (*draining)->Shutdown(absl::Seconds(1));
+  (*draining)->Wait();
+  draining->reset();
+  // The dead node may take a failed call or two to be noticed; after that
+  // every call goes to the live one.
+  for (int i = 0; i < 3; ++i) CheckHealth(channel->get(), "");
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(CheckHealth(channel->get(), ""), kServing) << "call " << i;
+  }
+  (*serving)->Shutdown(absl::Seconds(1));
+  (*serving)->Wait();
+}
+
+TEST(MakeChannelTest, RejectsBadAddressLists) {
+  for (const char* list :
+       {"127.0.0.1:1,", "127.0.0.1:1,localhost:2", "127.0.0.1:1,[::1]:2",
+        "127.0.0.1,127.0.0.2:1", "127.0.0.1:0,127.0.0.1:2",
+        "127.0.0.1:1,127.0.0.1:70000"}) {
+    EXPECT_EQ(MakeChannel(list, TlsOptions()).status().code(),
+              absl::StatusCode::kInvalidArgument)
+        << list;
+  }
+  EXPECT_TRUE(MakeChannel("127.0.0.1:1,127.0.0.1:2", TlsOptions()).ok());
+  EXPECT_TRUE(MakeChannel("[::1]:1,[::1]:2", TlsOptions()).ok());
 }
 
 }  // namespace
