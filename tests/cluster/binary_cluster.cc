@@ -4,8 +4,10 @@
 #include <fstream>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "services/common/grpc_server.h"
 #include "services/common/testing/redis_test_server.h"
 #include "services/message/testing/message_test_env.h"
 #include "tests/cluster/cluster_test_support.h"
@@ -102,6 +104,15 @@ std::shared_ptr<grpc::Channel> BinaryCluster::MessageChannel(int i) {
 
 std::shared_ptr<grpc::Channel> BinaryCluster::PresenceChannel(int i) {
   return message::testing::NewTestChannel(presences_.at(i)->address());
+}
+
+std::shared_ptr<grpc::Channel> BinaryCluster::MessageNodesChannel() {
+  std::vector<std::string> addresses;
+  for (const auto& node : messages_) addresses.push_back(node->address());
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
+      MakeChannel(absl::StrJoin(addresses, ","), TlsOptions());
+  EXPECT_TRUE(channel.ok()) << channel.status();
+  return channel.ok() ? *channel : nullptr;
 }
 
 uint64_t BinaryCluster::CreateUser(const std::string& name) {

@@ -41,6 +41,9 @@ class BinaryCluster {
   ServiceProcess& presence(int i) { return *presences_.at(i); }
   std::shared_ptr<grpc::Channel> MessageChannel(int i);
   std::shared_ptr<grpc::Channel> PresenceChannel(int i);
+  // Every message node behind one comma-separated address (MakeChannel):
+  // calls go round robin to the nodes that are up.
+  std::shared_ptr<grpc::Channel> MessageNodesChannel();
 
   uint64_t CreateUser(const std::string& name);
   std::string Token(uint64_t user_id, uint64_t session_id) const;

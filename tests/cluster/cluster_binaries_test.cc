@@ -1,10 +1,13 @@
 // The real binaries as two presence and two message nodes on MariaDB and
 // Redis (tags "mysql", "redis"): cross-node delivery, resume on the other
-// node, presence across nodes, and a killed message node whose devices go
-// offline on the other presence node within the lease TTL.
+// node, presence across nodes, a killed message node whose devices go
+// offline on the other presence node within the lease TTL, and traffic
+// through one address of both nodes surviving the kill of one.
 
+#include <atomic>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -139,6 +142,74 @@ TEST_F(ClusterBinariesTest, KilledNodeLeasesExpireOnTheOtherPresenceNode) {
   EXPECT_LE(took, kLeaseTtl + absl::Milliseconds(1500)) << took;
   // Not through a clean close: the node could not say goodbye.
   EXPECT_GE(took, kLeaseTtl / 3);
+}
+
+// Alice sends and bob reads through the one address of both message nodes
+// (a comma-separated list). m1, holding bob's stream, is killed during
+// traffic: alice's sends that failed are retried with the same
+// client_msg_id and land on m0; bob resumes through the same address with
+// his cursors and ends up with every acknowledged seq exactly once, in
+// order, and nothing was stored twice.
+TEST_F(ClusterBinariesTest, KilledNodeTrafficMovesToTheOtherNodeBehindOneAddress) {
+  const uint64_t alice = cluster_->CreateUser("alice");
+  const uint64_t bob = cluster_->CreateUser("bob");
+  const std::string alice_token = cluster_->Token(alice, 1);
+  const std::string bob_token = cluster_->Token(bob, 2);
+  const uint64_t group =
+      CreateGroup(cluster_->MessageChannel(0), alice_token, {bob});
+  ASSERT_NE(group, 0u);
+  std::shared_ptr<grpc::Channel> one_address = cluster_->MessageNodesChannel();
+  ASSERT_NE(one_address, nullptr);
+  auto on_m1 = std::make_unique<ChatClient>(cluster_->MessageChannel(1),
+                                            bob_token, From({{group, 1}}));
+  ASSERT_TRUE(on_m1->AwaitReady());
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> acked{0};
+  std::atomic<uint64_t> last_seq{0};
+  std::atomic<int> failed_sends{0};
+  std::thread sender([&] {
+    for (int i = 0; !stop.load(); ++i) {
+      const std::string id = absl::StrCat("m", i);
+      for (;;) {
+        v1::SendAck ack;
+        if (Send(one_address, alice_token, group, id, "x", &ack).ok()) {
+          acked.fetch_add(1);
+          last_seq.store(ack.seq());
+          break;
+        }
+        failed_sends.fetch_add(1);
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+  });
+  auto wait_acked = [&](int count) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (acked.load() < count && absl::Now() < deadline) {
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return acked.load() >= count;
+  };
+  ASSERT_TRUE(wait_acked(50));
+  cluster_->message(1).Kill();
+  const int at_kill = acked.load();
+  EXPECT_TRUE(on_m1->AwaitEnd().error_code() != grpc::StatusCode::OK);
+  const std::vector<uint64_t> before_kill = on_m1->Seqs(group);
+  ChatClient resumed(one_address, bob_token, From(on_m1->Cursors()));
+  ASSERT_TRUE(resumed.AwaitReady());
+  EXPECT_TRUE(wait_acked(at_kill + 100));
+  stop = true;
+  sender.join();
+
+  const uint64_t last = last_seq.load();
+  EXPECT_EQ(last, 1u + acked.load()) << "a retried send was stored twice";
+  ASSERT_TRUE(resumed.AwaitSeq(group, last, absl::Seconds(30)));
+  absl::SleepFor(absl::Milliseconds(300));  // a duplicate would show now
+  std::vector<uint64_t> seqs = before_kill;
+  const std::vector<uint64_t> after = resumed.Seqs(group);
+  seqs.insert(seqs.end(), after.begin(), after.end());
+  EXPECT_EQ(seqs, Range(2, last));
 }
 
 }  // namespace
