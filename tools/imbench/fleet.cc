@@ -105,7 +105,22 @@ absl::Status Fleet::MakeChannels(int expected_streams) {
     count = std::max(1, (expected_streams + options_.streams_per_channel - 1) /
                             std::max(1, options_.streams_per_channel));
   }
+  std::vector<std::string> nodes;
+  if (options_.pin_users_to_nodes) {
+    nodes = absl::StrSplit(options_.endpoints.message, ',');
+    pinned_nodes_ = static_cast<int>(nodes.size());
+    count = (count + pinned_nodes_ - 1) / pinned_nodes_ * pinned_nodes_;
+  }
   for (int i = 0; i < count; ++i) {
+    if (pinned_nodes_ > 0) {
+      grpc::ChannelArguments args;
+      args.SetInt("grpc.use_local_subchannel_pool", 1);
+      absl::StatusOr<std::shared_ptr<grpc::Channel>> channel = MakeChannel(
+          nodes[i % pinned_nodes_], options_.endpoints.tls, args);
+      if (!channel.ok()) return channel.status();
+      message_channels_.push_back(*std::move(channel));
+      continue;
+    }
     if (options_.source_addresses > 0) {
       absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
           ChannelFromSource(options_.endpoints.message,
@@ -192,8 +207,12 @@ absl::StatusOr<client::ChatSession*> Fleet::OpenStream(
     client::ChatSession::EventCallback callback) {
   client::ImClient& owner = *clients_[index];
   client::ChatSession::Dependencies deps;
-  deps.message_channel =
-      message_channels_[next_channel_.fetch_add(1) % message_channels_.size()];
+  size_t channel = next_channel_.fetch_add(1) % message_channels_.size();
+  if (pinned_nodes_ > 0) {
+    channel = channel / pinned_nodes_ * pinned_nodes_ +
+              static_cast<size_t>(index % pinned_nodes_);
+  }
+  deps.message_channel = message_channels_[channel];
   deps.history_channel = shared_.history;
   deps.tokens = &owner.tokens();
   deps.runtime = runtime_;

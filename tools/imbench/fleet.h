@@ -32,6 +32,10 @@ struct FleetOptions {
   // source address range for ports; plaintext only, no reconnect of the
   // connection itself: a broken one fails its streams).
   int source_addresses = 0;
+  // With several nodes in endpoints.message ("a,b"): user i's streams go
+  // to node i % nodes (in `direct` the two users of a pair then sit on
+  // different nodes: every delivery crosses nodes) instead of round robin.
+  bool pin_users_to_nodes = false;
   // Parallel sign-ins (argon2 on the server bounds them anyway).
   int setup_threads = 8;
   int runtime_threads = 4;
@@ -84,6 +88,9 @@ class Fleet {
   std::vector<std::unique_ptr<client::ChatSession>> streams_
       ABSL_GUARDED_BY(streams_mu_);
   std::atomic<uint64_t> next_channel_{0};
+  // pin_users_to_nodes: message_channels_ holds pinned_nodes_ channels per
+  // round, channel c going to node c % pinned_nodes_; 0 when not pinned.
+  int pinned_nodes_ = 0;
 };
 
 // Stops a fleet's streams when it goes out of scope. Declare it after

@@ -68,6 +68,10 @@ ABSL_FLAG(int, channels, 0,
 ABSL_FLAG(int, source_addresses, 0,
           "bind message connections to 127.0.0.1..N (plaintext; for more "
           "connections than one source address has ports)");
+ABSL_FLAG(bool, pin_users_to_nodes, false,
+          "with several nodes in --message_addr (a,b): user i's streams on "
+          "node i % nodes, not round robin (direct: every delivery crosses "
+          "nodes)");
 ABSL_FLAG(int, setup_threads, 8, "parallel registrations and logins");
 ABSL_FLAG(bool, json, false, "print the report as one JSON object");
 ABSL_FLAG(bool, progress, true, "print a progress line per second to stderr");
@@ -104,6 +108,7 @@ int Run(const std::string& scenario) {
   fleet_options.password = absl::GetFlag(FLAGS_password);
   fleet_options.message_channels = absl::GetFlag(FLAGS_channels);
   fleet_options.source_addresses = absl::GetFlag(FLAGS_source_addresses);
+  fleet_options.pin_users_to_nodes = absl::GetFlag(FLAGS_pin_users_to_nodes);
   fleet_options.setup_threads = absl::GetFlag(FLAGS_setup_threads);
   std::ostream* progress = absl::GetFlag(FLAGS_progress) ? &std::cerr : nullptr;
 

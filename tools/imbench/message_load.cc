@@ -155,6 +155,9 @@ void MessageLoad::OnEvent(Stream& stream, ChatEvent& event) {
     senders_[sender]->records[n].deliveries.fetch_add(1);
     delivered_.fetch_add(1);
     deliver_latency_.Record(now - intended);
+    if (stream.index != senders_[sender]->stream) {
+      deliver_to_others_latency_.Record(now - intended);
+    }
   } else if (auto* outcome = std::get_if<SendOutcome>(&event)) {
     int sender = 0;
     uint64_t n = 0;
@@ -290,6 +293,7 @@ void MessageLoad::Run(Report& report) {
   report.Add("send window", window, "s");
   report.AddLatency("send->ack", ack_latency_);
   report.AddLatency("send->deliver", deliver_latency_);
+  report.AddLatency("send->deliver other", deliver_to_others_latency_);
   Verify(report);
 }
 

@@ -92,6 +92,9 @@ class MessageLoad {
   std::vector<std::unique_ptr<Stream>> streams_;
   LatencyHistogram ack_latency_;
   LatencyHistogram deliver_latency_;
+  // Deliveries to streams other than the sender's own (in `direct` the
+  // partner's: with --pin_users_to_nodes, always on the other node).
+  LatencyHistogram deliver_to_others_latency_;
   std::atomic<uint64_t> sent_{0};
   std::atomic<uint64_t> acked_{0};
   std::atomic<uint64_t> failed_{0};
