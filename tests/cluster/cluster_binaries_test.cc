@@ -4,10 +4,8 @@
 // offline on the other presence node within the lease TTL, and traffic
 // through one address of both nodes surviving the kill of one.
 
-#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -164,46 +162,20 @@ TEST_F(ClusterBinariesTest, KilledNodeTrafficMovesToTheOtherNodeBehindOneAddress
                                             bob_token, From({{group, 1}}));
   ASSERT_TRUE(on_m1->AwaitReady());
 
-  std::atomic<bool> stop{false};
-  std::atomic<int> acked{0};
-  std::atomic<uint64_t> last_seq{0};
-  std::atomic<int> failed_sends{0};
-  std::thread sender([&] {
-    for (int i = 0; !stop.load(); ++i) {
-      const std::string id = absl::StrCat("m", i);
-      for (;;) {
-        v1::SendAck ack;
-        if (Send(one_address, alice_token, group, id, "x", &ack).ok()) {
-          acked.fetch_add(1);
-          last_seq.store(ack.seq());
-          break;
-        }
-        failed_sends.fetch_add(1);
-        absl::SleepFor(absl::Milliseconds(20));
-      }
-      absl::SleepFor(absl::Milliseconds(2));
-    }
-  });
-  auto wait_acked = [&](int count) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (acked.load() < count && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return acked.load() >= count;
-  };
-  ASSERT_TRUE(wait_acked(50));
+  RetryingSender alice_sends(one_address, alice_token, group);
+  ASSERT_TRUE(alice_sends.AwaitAcked(50));
   cluster_->message(1).Kill();
-  const int at_kill = acked.load();
+  const int at_kill = alice_sends.acked();
   EXPECT_TRUE(on_m1->AwaitEnd().error_code() != grpc::StatusCode::OK);
   const std::vector<uint64_t> before_kill = on_m1->Seqs(group);
   ChatClient resumed(one_address, bob_token, From(on_m1->Cursors()));
   ASSERT_TRUE(resumed.AwaitReady());
-  EXPECT_TRUE(wait_acked(at_kill + 100));
-  stop = true;
-  sender.join();
+  EXPECT_TRUE(alice_sends.AwaitAcked(at_kill + 100));
+  alice_sends.Stop();
 
-  const uint64_t last = last_seq.load();
-  EXPECT_EQ(last, 1u + acked.load()) << "a retried send was stored twice";
+  const uint64_t last = alice_sends.last_seq();
+  EXPECT_EQ(last, 1u + alice_sends.acked())
+      << "a retried send was stored twice";
   ASSERT_TRUE(resumed.AwaitSeq(group, last, absl::Seconds(30)));
   absl::SleepFor(absl::Milliseconds(300));  // a duplicate would show now
   std::vector<uint64_t> seqs = before_kill;

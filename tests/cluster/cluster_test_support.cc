@@ -104,6 +104,44 @@ grpc::Status SetTyping(const std::shared_ptr<grpc::Channel>& channel,
                                                          &response);
 }
 
+RetryingSender::RetryingSender(std::shared_ptr<grpc::Channel> channel,
+                               std::string token, uint64_t conversation_id)
+    : channel_(std::move(channel)),
+      token_(std::move(token)),
+      conversation_id_(conversation_id),
+      thread_([this] { Run(); }) {}
+
+RetryingSender::~RetryingSender() { Stop(); }
+
+void RetryingSender::Stop() {
+  stop_ = true;
+  if (thread_.joinable()) thread_.join();
+}
+
+bool RetryingSender::AwaitAcked(int count, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (acked_.load() < count && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return acked_.load() >= count;
+}
+
+void RetryingSender::Run() {
+  for (int i = 0; !stop_.load(); ++i) {
+    const std::string id = absl::StrCat("m", i);
+    for (;;) {
+      v1::SendAck ack;
+      if (Send(channel_, token_, conversation_id_, id, "x", &ack).ok()) {
+        acked_.fetch_add(1);
+        last_seq_.store(ack.seq());
+        break;
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+    absl::SleepFor(absl::Milliseconds(2));
+  }
+}
+
 std::vector<uint64_t> Range(uint64_t first, uint64_t last) {
   std::vector<uint64_t> seqs;
   for (uint64_t s = first; s <= last; ++s) seqs.push_back(s);

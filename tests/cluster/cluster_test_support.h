@@ -3,11 +3,14 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "im/message/v1/message.grpc.pb.h"
 #include "services/common/access_token.h"
 #include "storage/user_store.h"
@@ -43,6 +46,37 @@ grpc::Status MarkRead(const std::shared_ptr<grpc::Channel>& channel,
                       uint64_t seq);
 grpc::Status SetTyping(const std::shared_ptr<grpc::Channel>& channel,
                        const std::string& token, uint64_t conversation_id);
+
+// Sends "m0", "m1", ... into one conversation, one after another, from a
+// thread of its own; a send that fails is retried with the same
+// client_msg_id until acknowledged (what a client does across a node kill
+// or an outage). Stops in the destructor at the latest.
+class RetryingSender {
+ public:
+  RetryingSender(std::shared_ptr<grpc::Channel> channel, std::string token,
+                 uint64_t conversation_id);
+  ~RetryingSender();
+
+  // True once `count` sends are acknowledged; false after `timeout`.
+  bool AwaitAcked(int count, absl::Duration timeout = absl::Seconds(30));
+  // Finishes the send in progress (until acknowledged) and stops.
+  void Stop();
+
+  int acked() const { return acked_.load(); }
+  // The seq of the last acknowledged send.
+  uint64_t last_seq() const { return last_seq_.load(); }
+
+ private:
+  void Run();
+
+  const std::shared_ptr<grpc::Channel> channel_;
+  const std::string token_;
+  const uint64_t conversation_id_;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> acked_{0};
+  std::atomic<uint64_t> last_seq_{0};
+  std::thread thread_;
+};
 
 // first, first + 1, ..., last.
 std::vector<uint64_t> Range(uint64_t first, uint64_t last);

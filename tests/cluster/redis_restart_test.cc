@@ -4,10 +4,8 @@
 // nothing twice, and presence crosses nodes again. The nodes use a
 // redis-server of this test's own, so the shared one stays up.
 
-#include <atomic>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -45,46 +43,16 @@ TEST(RedisRestartTest, NothingAcknowledgedIsLostOrDuplicated) {
                    options);
   ASSERT_TRUE(on_m1.AwaitReady());
 
-  // Alice sends one message after another; a send that fails is retried
-  // with the same client_msg_id until acknowledged.
-  std::atomic<bool> stop{false};
-  std::atomic<int> acked{0};
-  std::atomic<uint64_t> last_seq{0};
-  std::atomic<int> retries{0};
-  std::thread sender([&] {
-    auto channel = cluster->MessageChannel(0);
-    for (int i = 0; !stop.load(); ++i) {
-      const std::string id = absl::StrCat("m", i);
-      for (;;) {
-        v1::SendAck ack;
-        grpc::Status status = Send(channel, alice_token, group, id, "x", &ack);
-        if (status.ok()) {
-          acked.fetch_add(1);
-          last_seq.store(ack.seq());
-          break;
-        }
-        retries.fetch_add(1);
-        absl::SleepFor(absl::Milliseconds(50));
-      }
-      absl::SleepFor(absl::Milliseconds(5));
-    }
-  });
-
-  auto wait_acked = [&](int count) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(30);
-    while (acked.load() < count && absl::Now() < deadline) {
-      absl::SleepFor(absl::Milliseconds(10));
-    }
-    return acked.load() >= count;
-  };
-  ASSERT_TRUE(wait_acked(50));
+  // Alice sends one message after another, retrying failed sends.
+  RetryingSender alice_sends(cluster->MessageChannel(0), alice_token, group);
+  ASSERT_TRUE(alice_sends.AwaitAcked(50));
   const int m0_links = cluster->message(0).CountLogLines(
       "Redis delivery bus: connected");
   const int m1_links = cluster->message(1).CountLogLines(
       "Redis delivery bus: connected");
   // Down for a second: sends go on being acknowledged meanwhile.
   ASSERT_TRUE(redis->RestartOrFail(absl::Seconds(1)));
-  const int at_restart = acked.load();
+  const int at_restart = alice_sends.acked();
   // Traffic goes on until both nodes linked again, and a while after.
   const absl::Time relink_deadline = absl::Now() + absl::Seconds(30);
   bool relinked = false;
@@ -96,13 +64,13 @@ TEST(RedisRestartTest, NothingAcknowledgedIsLostOrDuplicated) {
     absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_TRUE(relinked) << "a message node did not link through Redis again";
-  EXPECT_TRUE(wait_acked(acked.load() + 50));
-  stop = true;
-  sender.join();
-  EXPECT_GT(acked.load(), at_restart);
+  EXPECT_TRUE(alice_sends.AwaitAcked(alice_sends.acked() + 50));
+  alice_sends.Stop();
+  EXPECT_GT(alice_sends.acked(), at_restart);
 
-  const uint64_t last = last_seq.load();
-  EXPECT_EQ(last, 1u + acked.load()) << "a retried send was stored twice";
+  const uint64_t last = alice_sends.last_seq();
+  EXPECT_EQ(last, 1u + alice_sends.acked())
+      << "a retried send was stored twice";
   ASSERT_TRUE(on_m1.AwaitSeq(group, last, absl::Seconds(30)));
   absl::SleepFor(absl::Milliseconds(500));  // a duplicate would show now
   EXPECT_EQ(on_m1.Seqs(group), Range(2, last));
