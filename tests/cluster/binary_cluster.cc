@@ -57,8 +57,8 @@ std::unique_ptr<BinaryCluster> BinaryCluster::StartOrFail(
     args.push_back(absl::StrCat("--node_id=", prefix, "p", i));
     // No auth service here: the revocation feed retries in the background.
     args.push_back("--auth_addr=127.0.0.1:1");
-    args.push_back(absl::StrCat(
-        "--lease_ttl=", absl::FormatDuration(options.lease_ttl)));
+    args.push_back(
+        absl::StrCat("--lease_ttl=", absl::FormatDuration(options.lease_ttl)));
     args.push_back("--grace_period=200ms");
     args.push_back("--coalesce_window=20ms");
     auto process = ServiceProcess::StartOrFail(

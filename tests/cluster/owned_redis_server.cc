@@ -81,8 +81,8 @@ bool OwnedRedisServer::StartProcessOrFail(const std::string& name) {
       "--logfile",    "",
       "--dir",        tmp != nullptr ? tmp : "/tmp",
   };
-  process_ = ServiceProcess::StartProgramOrFail(
-      name, binary_, args, "Ready to accept connections");
+  process_ = ServiceProcess::StartProgramOrFail(name, binary_, args,
+                                                "Ready to accept connections");
   return process_ != nullptr;
 }
 

@@ -39,17 +39,16 @@ TEST(RedisRestartTest, NothingAcknowledgedIsLostOrDuplicated) {
   ASSERT_NE(group, 0u);
   ChatClient::Options options;
   options.hello = ChatClient::ResumeHello({{group, 1}});
-  ChatClient on_m1(cluster->MessageChannel(1), cluster->Token(bob, 2),
-                   options);
+  ChatClient on_m1(cluster->MessageChannel(1), cluster->Token(bob, 2), options);
   ASSERT_TRUE(on_m1.AwaitReady());
 
   // Alice sends one message after another, retrying failed sends.
   RetryingSender alice_sends(cluster->MessageChannel(0), alice_token, group);
   ASSERT_TRUE(alice_sends.AwaitAcked(50));
-  const int m0_links = cluster->message(0).CountLogLines(
-      "Redis delivery bus: connected");
-  const int m1_links = cluster->message(1).CountLogLines(
-      "Redis delivery bus: connected");
+  const int m0_links =
+      cluster->message(0).CountLogLines("Redis delivery bus: connected");
+  const int m1_links =
+      cluster->message(1).CountLogLines("Redis delivery bus: connected");
   // Down for a second: sends go on being acknowledged meanwhile.
   ASSERT_TRUE(redis->RestartOrFail(absl::Seconds(1)));
   const int at_restart = alice_sends.acked();
@@ -57,10 +56,11 @@ TEST(RedisRestartTest, NothingAcknowledgedIsLostOrDuplicated) {
   const absl::Time relink_deadline = absl::Now() + absl::Seconds(30);
   bool relinked = false;
   while (!relinked && absl::Now() < relink_deadline) {
-    relinked = cluster->message(0).CountLogLines(
-                   "Redis delivery bus: connected") > m0_links &&
-               cluster->message(1).CountLogLines(
-                   "Redis delivery bus: connected") > m1_links;
+    relinked =
+        cluster->message(0).CountLogLines("Redis delivery bus: connected") >
+            m0_links &&
+        cluster->message(1).CountLogLines("Redis delivery bus: connected") >
+            m1_links;
     absl::SleepFor(absl::Milliseconds(20));
   }
   EXPECT_TRUE(relinked) << "a message node did not link through Redis again";

@@ -54,9 +54,9 @@ std::unique_ptr<ServiceProcess> ServiceProcess::Spawn(
       ::testing::UnitTest::GetInstance()->current_test_info();
   const std::string log_path = absl::StrCat(
       EnvOr("TEST_UNDECLARED_OUTPUTS_DIR", EnvOr("TEST_TMPDIR", "/tmp")), "/",
-      test != nullptr ? absl::StrCat(test->test_suite_name(), ".",
-                                     test->name(), ".")
-                      : "",
+      test != nullptr
+          ? absl::StrCat(test->test_suite_name(), ".", test->name(), ".")
+          : "",
       name, ".log");
   // Everything the child needs is made before fork: after it, only
   // async-signal-safe calls.
