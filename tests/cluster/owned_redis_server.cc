@@ -1,7 +1,5 @@
 #include "tests/cluster/owned_redis_server.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -10,28 +8,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
+#include "tests/support/service_cluster.h"
 
 namespace im::cluster_testing {
-namespace {
-
-// A port nothing listens on right now (the kernel's pick for port 0).
-int FreeLoopbackPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return 0;
-  sockaddr_in address{};
-  address.sin_family = AF_INET;
-  address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t length = sizeof(address);
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length) == 0) {
-    port = ntohs(address.sin_port);
-  }
-  close(fd);
-  return port;
-}
-
-}  // namespace
 
 std::unique_ptr<OwnedRedisServer> OwnedRedisServer::StartOrFail() {
   std::string binary;
@@ -48,13 +27,13 @@ std::unique_ptr<OwnedRedisServer> OwnedRedisServer::StartOrFail() {
                      "(scripts/deps.sh does)";
     return nullptr;
   }
-  const int port = FreeLoopbackPort();
-  if (port == 0) {
-    ADD_FAILURE() << "no free port for redis-server";
+  absl::StatusOr<int> port = testing::PickFreePort();
+  if (!port.ok()) {
+    ADD_FAILURE() << "no free port for redis-server: " << port.status();
     return nullptr;
   }
   auto server = std::unique_ptr<OwnedRedisServer>(
-      new OwnedRedisServer(binary, RedisAddress{"127.0.0.1", port}));
+      new OwnedRedisServer(binary, RedisAddress{"127.0.0.1", *port}));
   if (!server->StartProcessOrFail("redis")) return nullptr;
   return server;
 }
