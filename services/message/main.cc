@@ -33,7 +33,8 @@ ABSL_FLAG(std::string, auth_addr, "127.0.0.1:50051",
           "host:port of the auth service (revocation feed); empty = no feed, "
           "revoked sessions then last until their access tokens expire");
 ABSL_FLAG(std::string, presence_addr, "127.0.0.1:50052",
-          "host:port of the presence service; empty = do not report devices");
+          "host:port of the presence node this node reports its devices to "
+          "(one node, not a list); empty = do not report devices");
 ABSL_FLAG(std::string, node_id, "",
           "This node's id towards presence and the other message nodes, "
           "unique and stable across restarts; empty = message-<hostname>");
@@ -200,6 +201,13 @@ absl::StatusOr<std::unique_ptr<HostedService>> BuildMessageService(
   presence::PresenceLeaseClient* presence = nullptr;
   if (const std::string presence_addr = absl::GetFlag(FLAGS_presence_addr);
       !presence_addr.empty()) {
+    // One presence node owns this node's leases: calls spread over several
+    // would split them between owners.
+    if (presence_addr.find(',') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          "--presence_addr names one presence node (the owner of this "
+          "node's device leases), not a list");
+    }
     absl::StatusOr<std::shared_ptr<grpc::Channel>> channel =
         MakeChannel(presence_addr, PeerTlsOptionsFromFlags());
     if (!channel.ok()) return channel.status();
