@@ -182,6 +182,9 @@ class FaultRun {
   absl::Mutex faults_mu_;
   std::map<FaultKind, int> injected_ ABSL_GUARDED_BY(faults_mu_);
   int stalls_ ABSL_GUARDED_BY(faults_mu_) = 0;
+  // Kill to SERVING again, per kill fault.
+  std::map<FaultKind, std::vector<absl::Duration>> recoveries_
+      ABSL_GUARDED_BY(faults_mu_);
   int64_t stall_rss_growth_kib_ ABSL_GUARDED_BY(faults_mu_) = 0;
 
   // Recovery facts for the summary.
@@ -348,6 +351,7 @@ void FaultRun::OnEvent(User& user, client::ChatEvent event) {
       auto it = by_id_.find(outcome->client_msg_id);
       if (it != by_id_.end()) {
         SendRecord& record = records_[it->second];
+        record.attempts = outcome->attempts;
         if (outcome->state == client::SendOutcome::State::kAcked) {
           record.outcome = SendOutcome::kAcked;
           record.acked_seq = outcome->seq;
@@ -457,9 +461,20 @@ void FaultRun::Inject(const Fault& fault) {
     ++injected_[fault.kind];
   }
   Log(absl::StrCat("fault ", DescribeFault(fault)));
+  // Records how long the service took from the kill to SERVING again
+  // (the hold, the supervisor's restart delay and its start-up).
   auto kill_service = [&](Service service) {
+    const absl::Time killed_at = absl::Now();
     absl::Status killed = cluster_->Kill(service, SIGKILL, fault.hold);
-    if (!killed.ok()) Log(absl::StrCat("  ", killed.ToString()));
+    if (!killed.ok()) {
+      Log(absl::StrCat("  ", killed.ToString()));
+      return;
+    }
+    absl::SleepFor(absl::Milliseconds(50));
+    if (cluster_->WaitServing(service, options_.recovery_timeout).ok()) {
+      absl::MutexLock lock(&faults_mu_);
+      recoveries_[fault.kind].push_back(absl::Now() - killed_at);
+    }
   };
   switch (fault.kind) {
     case FaultKind::kKillMessage:
@@ -698,6 +713,26 @@ void FaultRun::PrintSummary(const CheckReport& report, bool verdict) {
     }
   }
   std::printf("  faults injected   %d: %s\n", total, faults.c_str());
+  {
+    absl::MutexLock lock(&faults_mu_);
+    std::string recoveries;
+    for (const auto& [kind, times] : recoveries_) {
+      absl::Duration sum, worst;
+      for (absl::Duration time : times) {
+        sum += time;
+        worst = std::max(worst, time);
+      }
+      absl::StrAppend(&recoveries, recoveries.empty() ? "" : "; ",
+                      FaultKindName(kind), " mean ",
+                      absl::FormatDuration(absl::Trunc(
+                          sum / static_cast<int64_t>(times.size()),
+                          absl::Milliseconds(1))),
+                      " max ",
+                      absl::FormatDuration(
+                          absl::Trunc(worst, absl::Milliseconds(1))));
+    }
+    std::printf("  kill to SERVING   %s\n", recoveries.c_str());
+  }
   std::printf("  sends             %llu: acked %llu, failed %llu, unknown %llu"
               " (unary retried %d, of which already stored %d)\n",
               static_cast<unsigned long long>(report.sends),

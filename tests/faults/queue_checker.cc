@@ -138,9 +138,10 @@ class Checker {
 
   void CheckOrder(const std::vector<SendRecord>& sends,
                   const std::map<SendKey, std::vector<const LogEntry*>>& stored) {
-    // (sender, conversation) -> (order, seq) of its stored ordered sends.
+    // (sender, conversation) -> (order, seq, attempts) of its stored
+    // ordered sends.
     std::map<std::pair<uint64_t, uint64_t>,
-             std::vector<std::pair<uint64_t, uint64_t>>>
+             std::vector<std::tuple<uint64_t, uint64_t, int>>>
         streams;
     for (const SendRecord& send : sends) {
       if (!send.ordered) continue;
@@ -148,20 +149,22 @@ class Checker {
           stored.find({send.conversation, send.sender, send.client_msg_id});
       if (found == stored.end()) continue;
       streams[{send.sender, send.conversation}].emplace_back(
-          send.order, found->second.front()->seq);
+          send.order, found->second.front()->seq, send.attempts);
     }
-    for (auto& [stream, pairs] : streams) {
-      std::sort(pairs.begin(), pairs.end());
-      for (size_t i = 1; i < pairs.size(); ++i) {
-        if (pairs[i].second < pairs[i - 1].second) {
+    for (auto& [stream, sends_of] : streams) {
+      std::sort(sends_of.begin(), sends_of.end());
+      for (size_t i = 1; i < sends_of.size(); ++i) {
+        const auto& [order, seq, attempts] = sends_of[i];
+        const auto& [earlier_order, earlier_seq, earlier_attempts] =
+            sends_of[i - 1];
+        if (seq < earlier_seq) {
           ++report_.order_violations;
-          Problem(absl::StrCat("ORDER: user ", stream.first,
-                               "'s send #", pairs[i].first,
-                               " to conversation ", stream.second,
-                               " is stored at seq ", pairs[i].second,
-                               ", before its earlier send #",
-                               pairs[i - 1].first, " at seq ",
-                               pairs[i - 1].second));
+          Problem(absl::StrCat(
+              "ORDER: user ", stream.first, "'s send #", order,
+              " to conversation ", stream.second, " is stored at seq ", seq,
+              " (written ", attempts, "x), before its earlier send #",
+              earlier_order, " at seq ", earlier_seq, " (written ",
+              earlier_attempts, "x)"));
         }
       }
     }

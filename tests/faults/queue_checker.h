@@ -34,6 +34,8 @@ struct SendRecord {
   SendOutcome outcome = SendOutcome::kUnknown;
   // The acknowledged seq (kAcked only).
   uint64_t acked_seq = 0;
+  // Times the client wrote it (stream sends; 0 when unknown), for reports.
+  int attempts = 0;
 };
 
 // One entry of a conversation's log as a client saw it.
