@@ -183,8 +183,8 @@ void ChatSession::OpenStreamLocked() {
     (*resume->mutable_cursors())[conversation_id] = seq;
   }
   writes_.push_back(std::move(hello_frame));
-  for (auto& [order, send] : pending_) {
-    if (send.retry_timer == 0) WriteSendLocked(order, send);
+  for (const auto& [conversation_id, orders] : pending_by_conversation_) {
+    WriteHeadSendLocked(conversation_id);
   }
   StartNextWriteLocked();
   stream->StartRead(&stream->incoming);
@@ -454,8 +454,9 @@ absl::StatusOr<std::string> ChatSession::Send(uint64_t conversation_id,
   send.conversation_id = conversation_id;
   send.message = std::move(message);
   pending_by_id_[client_msg_id] = order;
+  pending_by_conversation_[conversation_id].insert(order);
   ++stats_.sends_submitted;
-  if (stream_ != nullptr && !stream_closing_) WriteSendLocked(order, send);
+  WriteHeadSendLocked(conversation_id);
   return client_msg_id;
 }
 
@@ -475,6 +476,19 @@ void ChatSession::WriteSendLocked(uint64_t order, PendingSend& send) {
   StartNextWriteLocked();
 }
 
+void ChatSession::WriteHeadSendLocked(uint64_t conversation_id) {
+  if (stream_ == nullptr || stream_closing_) return;
+  auto orders = pending_by_conversation_.find(conversation_id);
+  if (orders == pending_by_conversation_.end() || orders->second.empty()) {
+    return;
+  }
+  const uint64_t head = *orders->second.begin();
+  PendingSend& send = pending_.at(head);
+  if (send.request_id == 0 && send.retry_timer == 0) {
+    WriteSendLocked(head, send);
+  }
+}
+
 void ChatSession::FinishSendLocked(uint64_t order, SendOutcome outcome) {
   auto it = pending_.find(order);
   if (it == pending_.end()) return;
@@ -482,8 +496,16 @@ void ChatSession::FinishSendLocked(uint64_t order, SendOutcome outcome) {
       deps_.runtime->timers().Cancel(it->second.retry_timer)) {
     EndTaskLocked();
   }
+  const uint64_t conversation_id = it->second.conversation_id;
   pending_by_id_.erase(it->second.client_msg_id);
   pending_.erase(it);
+  auto orders = pending_by_conversation_.find(conversation_id);
+  orders->second.erase(order);
+  if (orders->second.empty()) {
+    pending_by_conversation_.erase(orders);
+  } else {
+    WriteHeadSendLocked(conversation_id);
+  }
   finished_order_.push_back(outcome.client_msg_id);
   finished_[outcome.client_msg_id] = outcome;
   while (finished_order_.size() > options_.max_finished_sends) {
@@ -507,9 +529,7 @@ void ChatSession::OnSendRetryTimer(uint64_t order) {
   auto it = pending_.find(order);
   if (it != pending_.end() && it->second.retry_timer != 0) {
     it->second.retry_timer = 0;
-    if (!stopping_ && stream_ != nullptr && !stream_closing_) {
-      WriteSendLocked(order, it->second);
-    }
+    if (!stopping_) WriteHeadSendLocked(it->second.conversation_id);
   }
   EndTaskLocked();
 }

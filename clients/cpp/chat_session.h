@@ -8,6 +8,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <string>
@@ -37,7 +38,10 @@ namespace im::client {
 // per conversation (see EntrySequencer). Sends carry a client_msg_id and
 // stay pending until acked or refused with a non-retryable code; after a
 // reconnect, or a transient per-request error, they are sent again with the
-// same client_msg_id, which the server stores once.
+// same client_msg_id, which the server stores once. One send per
+// conversation is on the wire at a time, so a conversation's sends are
+// stored in the order Send was called, even when one of them is refused
+// for a while (a rate limit, the database away) and retried.
 //
 // Threading: events go to the callback given at Create, one at a time and
 // in order (never concurrently), on gRPC's callback threads or the
@@ -196,6 +200,10 @@ class ChatSession {
   // --- sends ---
   void WriteSendLocked(uint64_t order, PendingSend& send)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Writes the oldest pending send of `conversation_id` unless it is on
+  // the wire or waiting out a retry delay, or there is no open stream.
+  void WriteHeadSendLocked(uint64_t conversation_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishSendLocked(uint64_t order, SendOutcome outcome)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RetrySendLaterLocked(uint64_t order, PendingSend& send)
@@ -262,6 +270,10 @@ class ChatSession {
 
   // Sends by submission order (resent in this order).
   std::map<uint64_t, PendingSend> pending_ ABSL_GUARDED_BY(mu_);
+  // Orders of the pending sends of each conversation; only the first is
+  // written (see the class comment).
+  absl::flat_hash_map<uint64_t, std::set<uint64_t>> pending_by_conversation_
+      ABSL_GUARDED_BY(mu_);
   absl::flat_hash_map<std::string, uint64_t> pending_by_id_
       ABSL_GUARDED_BY(mu_);
   uint64_t next_order_ ABSL_GUARDED_BY(mu_) = 0;

@@ -279,6 +279,40 @@ TEST_F(ImClientIntegrationTest, NonRetryableRefusalsFailTheSend) {
             absl::StatusCode::kAlreadyExists);
 }
 
+// A burst far over the server's send rate: most sends are refused with
+// RESOURCE_EXHAUSTED and retried after a random delay, yet the
+// conversation stores them exactly once and in the order Send was called.
+TEST_F(ImClientIntegrationTest, RefusedSendsAreStoredInSubmissionOrder) {
+  ServiceStackOptions options;
+  options.message.send_rate = message::RateOptions(20, 3);
+  ASSERT_NO_FATAL_FAILURE(StartWithAliceAndBob(options));
+  EventLog& log = NewLog();
+  ChatSession::Options chat_options = FastReconnect();
+  chat_options.send_retry_backoff = {absl::Milliseconds(20),
+                                     absl::Milliseconds(200), 2.0};
+  ChatSession* chat = StartChat(*alice_, log, chat_options);
+  ASSERT_NE(chat, nullptr);
+  constexpr int kSends = 30;
+  std::vector<std::string> submitted;
+  for (int i = 0; i < kSends; ++i) {
+    absl::StatusOr<std::string> id =
+        chat->Send(direct_, Text(absl::StrCat("m", i)));
+    ASSERT_TRUE(id.ok()) << id.status();
+    submitted.push_back(*id);
+  }
+  ASSERT_TRUE(log.WaitForOutcomes(kSends, absl::Seconds(30)));
+  uint64_t previous_seq = 0;
+  for (const std::string& id : submitted) {
+    const SendOutcome outcome = log.Outcomes().at(id);
+    ASSERT_EQ(outcome.state, SendOutcome::State::kAcked) << outcome.status;
+    EXPECT_GT(outcome.seq, previous_seq) << "send " << id << " overtaken";
+    previous_seq = outcome.seq;
+  }
+  // The limit did refuse: some sends needed more than one attempt.
+  EXPECT_GT(chat->stats().send_retries, 0u);
+  EXPECT_EQ(StoredClientMsgIds(direct_), submitted);
+}
+
 // The network path to message drops again and again while both sides send
 // and receive: every send is acked once, stored once, and delivered to
 // the other side once and in order.
@@ -351,57 +385,85 @@ TEST_F(ImClientIntegrationTest, ResumesAfterConnectionCutsWithoutLossOrRepeat) {
 // The server stores sends whose acks never reach the client; after the
 // reconnect the client sends them again with the same client_msg_id and
 // the server answers with the original seqs instead of storing them twice.
+// One send per conversation is on the wire at a time, so the lost acks are
+// those of each conversation's first send; the sends queued behind them go
+// out after the resume.
 TEST_F(ImClientIntegrationTest, LostAcksAreRetriedWithTheSameClientMsgId) {
   ASSERT_NO_FATAL_FAILURE(StartWithAliceAndBob());
   ImClient* alice = alice_.get();
-  const uint64_t conversation = direct_;
+  constexpr int kConversations = 5;
+  constexpr int kSendsEach = 4;
+  std::vector<uint64_t> conversations = {direct_};
+  for (int i = 1; i < kConversations; ++i) {
+    absl::StatusOr<v1::Conversation> group =
+        alice->CreateGroup(absl::StrCat("g", i), {bob_->user_id()});
+    ASSERT_TRUE(group.ok()) << group.status();
+    conversations.push_back(group->conversation_id());
+  }
   EventLog& log = NewLog();
   ChatSession* chat = StartChat(*alice, log);
   ASSERT_NE(chat, nullptr);
 
   stack_->message_proxy().SetBlackholeToClient(true);
-  constexpr int kSends = 20;
-  absl::flat_hash_set<std::string> ids;
-  for (int i = 0; i < kSends; ++i) {
-    absl::StatusOr<std::string> id =
-        chat->Send(conversation, Text(absl::StrCat("lost ack ", i)));
-    ASSERT_TRUE(id.ok());
-    ids.insert(*id);
+  // Per conversation, the ids in the order they were sent.
+  absl::flat_hash_map<uint64_t, std::vector<std::string>> sent;
+  for (int k = 0; k < kSendsEach; ++k) {
+    for (uint64_t conversation : conversations) {
+      absl::StatusOr<std::string> id =
+          chat->Send(conversation, Text(absl::StrCat("lost ack ", k)));
+      ASSERT_TRUE(id.ok());
+      sent[conversation].push_back(*id);
+    }
   }
-  // Wait until the server stored all of them (the acks are being dropped).
+  // Wait until the server stored each conversation's first send (the acks
+  // are being dropped; the rest wait for them).
+  auto stored_firsts = [&] {
+    int stored = 0;
+    for (uint64_t conversation : conversations) {
+      stored += static_cast<int>(StoredClientMsgIds(conversation).size());
+    }
+    return stored;
+  };
   const absl::Time deadline = absl::Now() + absl::Seconds(20);
-  while (StoredClientMsgIds(conversation).size() < kSends &&
-         absl::Now() < deadline) {
+  while (stored_firsts() < kConversations && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(50));
   }
-  ASSERT_EQ(StoredClientMsgIds(conversation).size(), static_cast<size_t>(kSends));
-  EXPECT_EQ(chat->PendingSends().size(), static_cast<size_t>(kSends));
+  absl::SleepFor(absl::Milliseconds(200));  // nothing more may arrive
+  ASSERT_EQ(stored_firsts(), kConversations);
+  EXPECT_EQ(chat->PendingSends().size(),
+            static_cast<size_t>(kConversations * kSendsEach));
   stack_->message_proxy().SetBlackholeToClient(false);
   stack_->message_proxy().CutAll();
 
-  ASSERT_TRUE(log.WaitForOutcomes(kSends, absl::Seconds(30)));
+  ASSERT_TRUE(log.WaitForOutcomes(kConversations * kSendsEach,
+                                  absl::Seconds(30)));
   const auto outcomes = log.Outcomes();
-  absl::flat_hash_set<uint64_t> seqs;
-  for (const std::string& id : ids) {
-    const SendOutcome& outcome = outcomes.at(id);
-    EXPECT_EQ(outcome.state, SendOutcome::State::kAcked);
-    EXPECT_TRUE(outcome.duplicate) << "a retry should find the stored send";
-    EXPECT_GE(outcome.attempts, 2);
-    seqs.insert(outcome.seq);
+  for (uint64_t conversation : conversations) {
+    const std::vector<std::string>& ids = sent[conversation];
+    uint64_t previous_seq = 0;
+    for (size_t k = 0; k < ids.size(); ++k) {
+      const SendOutcome& outcome = outcomes.at(ids[k]);
+      EXPECT_EQ(outcome.state, SendOutcome::State::kAcked);
+      // The first was stored before the cut: its retry finds it.
+      EXPECT_EQ(outcome.duplicate, k == 0) << "send " << k;
+      if (k == 0) {
+        EXPECT_GE(outcome.attempts, 2);
+      }
+      EXPECT_GT(outcome.seq, previous_seq) << "send " << k << " overtaken";
+      previous_seq = outcome.seq;
+    }
+    EXPECT_EQ(StoredClientMsgIds(conversation), ids);
   }
-  EXPECT_EQ(seqs.size(), static_cast<size_t>(kSends));
-  std::vector<std::string> stored = StoredClientMsgIds(conversation);
-  EXPECT_EQ(stored.size(), static_cast<size_t>(kSends));
-  EXPECT_EQ(absl::flat_hash_set<std::string>(stored.begin(), stored.end()), ids);
-  EXPECT_EQ(chat->stats().sends_acked_duplicate, static_cast<uint64_t>(kSends));
+  EXPECT_EQ(chat->stats().sends_acked_duplicate,
+            static_cast<uint64_t>(kConversations));
   // The entries themselves arrive once, after the resume.
   std::vector<v1::Entry> entries;
   const absl::Time until = absl::Now() + absl::Seconds(10);
-  while ((entries = log.Entries(conversation)).size() < kSends + 1u &&
+  while ((entries = log.Entries(direct_)).size() < kSendsEach + 1u &&
          absl::Now() < until) {
     absl::SleepFor(absl::Milliseconds(20));
   }
-  ASSERT_EQ(entries.size(), kSends + 1u);  // + the conversation's creation
+  ASSERT_EQ(entries.size(), kSendsEach + 1u);  // + the conversation's creation
   ExpectContiguous(entries);
   EXPECT_TRUE(log.Violations().empty());
 }

@@ -52,7 +52,7 @@ for seed in "${SEEDS[@]}"; do
     --mysql_start_cmd="$IM_TEST_MYSQL_START_CMD > /dev/null" \
     --mysql_stop_cmd="$IM_TEST_MYSQL_STOP_CMD > /dev/null" \
     --mysql_kill_cmd="$IM_TEST_MYSQL_KILL_CMD > /dev/null" \
-    --norequire_sender_order --work_dir="$WORK/seed-$seed" || rc=$?
+    --work_dir="$WORK/seed-$seed" || rc=$?
   if (( rc != 0 )); then
     FAILED+=("$seed")
     if [[ -n "${TEST_UNDECLARED_OUTPUTS_DIR:-}" ]]; then
