@@ -182,6 +182,8 @@ class FaultRun {
   absl::Mutex faults_mu_;
   std::map<FaultKind, int> injected_ ABSL_GUARDED_BY(faults_mu_);
   int stalls_ ABSL_GUARDED_BY(faults_mu_) = 0;
+  // A stall is in progress: faults that would cut its stream wait.
+  bool stall_active_ ABSL_GUARDED_BY(faults_mu_) = false;
   // Kill to SERVING again, per kill fault.
   std::map<FaultKind, std::vector<absl::Duration>> recoveries_
       ABSL_GUARDED_BY(faults_mu_);
@@ -455,9 +457,37 @@ void FaultRun::LoadLoop(User& user) {
   }
 }
 
+// Faults that would end or starve the stalled consumer's stream (it is
+// connected straight to the message service; the flood and the load go
+// through MariaDB and the proxy).
+bool CutsTheStalledStream(FaultKind kind) {
+  switch (kind) {
+    case FaultKind::kKillMessage:
+    case FaultKind::kMysqlRestart:
+    case FaultKind::kMysqlKill:
+    case FaultKind::kProxyReset:
+    case FaultKind::kProxyBlackhole:
+      return true;
+    default:
+      return false;
+  }
+}
+
 void FaultRun::Inject(const Fault& fault) {
   {
     absl::MutexLock lock(&faults_mu_);
+    if (fault.kind == FaultKind::kStallConsumer) {
+      stall_active_ = true;
+    } else if (CutsTheStalledStream(fault.kind)) {
+      // The schedule keeps these off a stall's planned window, but the
+      // stall starts only once the consumer is live again, which can push
+      // it past that window: wait for it to end instead of ending the
+      // stalled stream some other way than by its overflow.
+      auto stall_over = [this]() ABSL_SHARED_LOCKS_REQUIRED(faults_mu_) {
+        return !stall_active_;
+      };
+      faults_mu_.Await(absl::Condition(&stall_over));
+    }
     ++injected_[fault.kind];
   }
   Log(absl::StrCat("fault ", DescribeFault(fault)));
@@ -512,7 +542,11 @@ void FaultRun::Inject(const Fault& fault) {
       break;
     }
     case FaultKind::kStallConsumer: {
-      if (consumer_ == nullptr) break;
+      if (consumer_ == nullptr) {
+        absl::MutexLock lock(&faults_mu_);
+        stall_active_ = false;
+        break;
+      }
       const int64_t before = RssKib(cluster_->pid(Service::kMessage));
       int64_t peak = before;
       if (!consumer_->WaitLive(absl::Seconds(15))) {
@@ -557,6 +591,7 @@ void FaultRun::Inject(const Fault& fault) {
       }
       consumer_->Continue();
       absl::MutexLock lock(&faults_mu_);
+      stall_active_ = false;
       ++stalls_;
       stall_rss_growth_kib_ = std::max(stall_rss_growth_kib_, peak - before);
       break;
