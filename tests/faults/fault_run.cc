@@ -552,6 +552,8 @@ void FaultRun::Inject(const Fault& fault) {
       if (!consumer_->WaitLive(absl::Seconds(15))) {
         Log("  the consumer is not live; stopping it anyway");
       }
+      const int cuts_before = consumer_->cuts();
+      const int disconnects_before = consumer_->disconnects();
       consumer_->Stop();
       // The hold counts from the stop, flood included, so the stall ends
       // where the schedule has it end (it keeps other faults off it).
@@ -590,6 +592,16 @@ void FaultRun::Inject(const Fault& fault) {
         peak = std::max(peak, RssKib(cluster_->pid(Service::kMessage)));
       }
       consumer_->Continue();
+      // The server ends an overflowing stream once its write in flight
+      // completes, so the consumer learns of the cut only after it reads
+      // again: keep the faults that wait for the stall off until it has
+      // (or its stream ended some other way, or 5 s passed).
+      const absl::Time drained_by = absl::Now() + absl::Seconds(5);
+      while (consumer_->cuts() == cuts_before &&
+             consumer_->disconnects() == disconnects_before &&
+             absl::Now() < drained_by) {
+        absl::SleepFor(absl::Milliseconds(20));
+      }
       absl::MutexLock lock(&faults_mu_);
       stall_active_ = false;
       ++stalls_;
