@@ -7,7 +7,9 @@
 #include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "im/testing/v1/echo.grpc.pb.h"
+#include "services/common/byte_buffer.h"
 #include "services/common/health_probe.h"
+#include "services/common/status.h"
 
 namespace im {
 namespace {
@@ -89,18 +91,9 @@ absl::StatusOr<std::string> ListServicesByReflection(
   bool ignored_ok;
   while (queue.Next(&ignored_tag, &ignored_ok)) {
   }
-  if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
-  }
+  if (!status.ok()) return FromGrpcStatus(status);
   if (!got_response) return absl::InternalError("no response");
-  std::vector<grpc::Slice> slices;
-  std::string bytes;
-  if (!response.Dump(&slices).ok()) return absl::InternalError("bad buffer");
-  for (const grpc::Slice& slice : slices) {
-    bytes.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
-  }
-  return bytes;
+  return ByteBufferToString(response);
 }
 
 TEST(GrpcServerTest, ReflectionIsOffUnlessAskedFor) {
