@@ -41,17 +41,16 @@ class ReflectionOption : public grpc::ServerBuilderOption {
   void UpdateArguments(grpc::ChannelArguments*) override {}
   void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>*
                          plugins) override {
-    grpc::reflection::ProtoServerReflectionPlugin reflection;
+    auto reflection =
+        std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>();
+    const std::string name = reflection->name();
     plugins->erase(
         std::remove_if(plugins->begin(), plugins->end(),
                        [&](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
-                         return p->name() == reflection.name();
+                         return p->name() == name;
                        }),
         plugins->end());
-    if (enabled_) {
-      plugins->push_back(
-          std::make_unique<grpc::reflection::ProtoServerReflectionPlugin>());
-    }
+    if (enabled_) plugins->push_back(std::move(reflection));
   }
 
  private:
