@@ -1,11 +1,19 @@
 # shellcheck shell=bash
-# Shell helpers shared by scripts/run, scripts/test and scripts/redis.sh.
+# Shell helpers shared by scripts/run, scripts/test, scripts/redis.sh and
+# scripts/mariadb.sh.
 # Source it; it defines functions only.
 
 # Prints "<prog>: <message>" to stderr and exits 1. Set PROG first.
 die() {
   echo "${PROG:-$(basename "$0")}: $*" >&2
   exit 1
+}
+
+# Dies unless unix socket path $1 fits a sockaddr_un (108 bytes with the
+# terminating NUL).
+check_socket_path() {
+  (( ${#1} <= 107 )) ||
+    die "socket path $1 is ${#1} bytes (limit 107); use a shorter --dir"
 }
 
 # Waits until process $1 is gone; false after $2 seconds.

@@ -26,11 +26,8 @@ set -euo pipefail
 
 PROG="$(basename "$0")"
 readonly PROG
-
-die() {
-  echo "$PROG: $*" >&2
-  exit 1
-}
+# shellcheck source=scripts/lib.sh
+source "$(dirname "$0")/lib.sh"
 
 usage() {
   sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//' >&2
@@ -72,10 +69,7 @@ readonly LOCK="$DIR/.command.lock"
 readonly HOLD="$DIR/hold"
 readonly SUPERVISOR_PID_FILE="$DIR/supervisor.pid"
 
-# The sockaddr_un limit is 108 bytes including the terminating NUL.
-if (( ${#SOCK} > 107 )); then
-  die "socket path $SOCK is ${#SOCK} bytes (limit 107); use a shorter --dir"
-fi
+check_socket_path "$SOCK"
 
 if [[ "$(id -u)" == 0 ]]; then
   RUN_AS="root"
@@ -83,18 +77,10 @@ else
   RUN_AS="$(id -un)"
 fi
 
-# The pid of the running server for DIR, or nothing.
+# The pid of the running server for DIR, or nothing (a stale pid file
+# after kill -9 may name a recycled pid: live_pid checks the command line).
 running_pid() {
-  [[ -f "$PID_FILE" ]] || return 0
-  local pid
-  pid="$(tr -dc '0-9' < "$PID_FILE")"
-  [[ -n "$pid" ]] || return 0
-  # A stale pid file (after kill -9) may name a recycled pid: check that the
-  # process is a mariadbd serving this datadir.
-  if [[ -r "/proc/$pid/cmdline" ]] &&
-     tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "--defaults-file=$CNF"; then
-    echo "$pid"
-  fi
+  live_pid "$PID_FILE" "--defaults-file=$CNF"
 }
 
 configured_port() {
@@ -107,16 +93,6 @@ admin_sql() {
     --batch --skip-column-names -e "$1"
 }
 
-wait_until_gone() {
-  local pid="$1" seconds="$2"
-  local deadline=$((SECONDS + seconds))
-  while kill -0 "$pid" 2>/dev/null; do
-    if (( SECONDS >= deadline )); then
-      return 1
-    fi
-    sleep 0.1
-  done
-}
 
 write_config() {
   cat > "$CNF" <<EOF

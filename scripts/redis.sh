@@ -42,7 +42,7 @@ readonly CONF="$DIR/redis.conf"
 readonly PID_FILE="$DIR/redis.pid"
 readonly LOG="$DIR/redis.log"
 readonly SOCK="$DIR/sock"
-(( ${#SOCK} <= 107 )) || die "socket path $SOCK is too long; use a shorter --dir"
+check_socket_path "$SOCK"
 
 configured_port() {
   sed -n 's/^port //p' "$CONF" 2>/dev/null | head -1
